@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The test command: notebooks and package in sync, notebooks clean, every notebook runs,
-# pytest, README in sync, and the docs build (nbdev_proc_nbs + an HTML render without Quarto).
+# The test command: notebooks and package in sync, notebooks clean, README in sync, every notebook
+# runs (nbdev_test), pytest, and the docs build (nbdev_proc_nbs + an HTML render without Quarto).
+# nbdev_test (one worker) and pytest run side by side, one thread each: two processes for two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d .venv/bin ] && export PATH="$PWD/.venv/bin:$PATH"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 export TOKENIZERS_PARALLELISM=false PYTHONHASHSEED=0 MPLBACKEND=Agg
-export ITT_XLING_CACHE="${ITT_XLING_CACHE:-$HOME/.cache/itt_xling}"
 step() { printf '\n== %s (%ss)\n' "$1" "$SECONDS"; }
 
 if git rev-parse --git-dir >/dev/null 2>&1; then
@@ -21,12 +21,27 @@ fi
 step "README.md generated from nbs/index.ipynb"
 python tools/readme.py --check
 
-step "nbdev_test (one worker)"
-nbdev_test --n_workers 1 --do_print --timing
-
-step "pytest"
-python -m pytest -q tests
+logs=$(mktemp -d)
+step "nbdev_test (one worker) and pytest, side by side"
+nbdev_test --n_workers 1 --do_print --timing >"$logs/nbdev_test.log" 2>&1 &
+nb_pid=$!
+set +e
+python -m pytest -q -p no:cacheprovider tests >"$logs/pytest.log" 2>&1
+py_rc=$?
+wait $nb_pid
+nb_rc=$?
+set -e
+step "nbdev_test output (exit $nb_rc)"
+cat "$logs/nbdev_test.log"
 
 step "docs: nbdev_proc_nbs + HTML render"
-python tools/docs_check.py
+set +e
+python tools/docs_check.py >"$logs/docs.log" 2>&1
+docs_rc=$?
+set -e
+grep -v -e '^---$' -e 'Found cells containing imports' "$logs/docs.log" | tail -60
+
+step "pytest output (exit $py_rc)"
+cat "$logs/pytest.log"
 step "done"
+[ "$nb_rc" -eq 0 ] && [ "$py_rc" -eq 0 ] && [ "$docs_rc" -eq 0 ]
