@@ -365,6 +365,9 @@ def read_local(task, split:str, lang:str, data_dir) -> list:
         raise ITTError(f"no {t.name} {split} files for {lang!r} in the data dir: looked for {', '.join(file_patterns(t, split, lang))}")
     rows = []
     for f in files: rows += READERS[t.fmt](_Src(f, root), t, lang)
+    if not rows:
+        raise ITTError(f"{', '.join(_Src(f, root).name for f in files)}: no {t.name} examples in the {split} file(s) "
+                       f"(only a header or blank lines); re-download it or choose another split")
     return rows
 
 def load_split(task, # task name or `TaskSpec`

@@ -288,7 +288,7 @@ def training_args(stage:Stage, sd:Path, has_dev:bool, n_train:int):
     return TrainingArguments(
         output_dir=str(sd/'checkpoints'), per_device_train_batch_size=pdb, per_device_eval_batch_size=max(pdb, 32),
         gradient_accumulation_steps=accum, learning_rate=stage.lr, num_train_epochs=stage.epochs,
-        warmup_steps=stage.warmup_ratio, lr_scheduler_type='linear', weight_decay=stage.weight_decay, optim='adamw_torch',
+        warmup_steps=stage.warmup_ratio, lr_scheduler_type='linear', weight_decay=stage.weight_decay, optim='adamw_torch_fused',
         eval_strategy=strategy if best else 'no', save_strategy=strategy, save_steps=stage.save_steps or 500,
         eval_steps=stage.save_steps, save_total_limit=2 if best else 1, load_best_model_at_end=best,
         metric_for_best_model='primary' if best else None, greater_is_better=True,

@@ -133,8 +133,6 @@ def test_data_error_writes_nothing(plan, broken, tmp_path):
     rc, err = cli('run', plan(PAWSX), '--data-dir', d, '--out', tmp_path/'out')
     assert rc == 2 and written(tmp_path/'out') == []
 
-@pytest.mark.xfail(strict=True, reason="change request load: a split with a header and no rows reaches the Trainer "
-                                       "(ValueError traceback); load_split should raise ITTError '<file>: no examples'")
 def test_empty_split(plan, broken, tmp_path):
     d = broken('glue_rte/train.tsv', lambda t: t.split('\n')[0] + '\n')
     user_error(*cli('run', plan(RTE), '--data-dir', d, '--out', tmp_path/'out'), r"glue_rte/train\.tsv.*no .*examples")
@@ -174,8 +172,6 @@ def test_disk_full_leaves_nothing(monkeypatch, tmp_path):
     assert (written(tmp_path/'pred'), (tmp_path/'pred'/'xnli'/'test-de.tsv').read_bytes()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ['pred', 'run']     # no temporary folder beside it
 
-@pytest.mark.xfail(strict=True, reason="change request cli.main (or core.atomic_write/atomic_dir): OSError ENOSPC/EDQUOT "
-                                       "escapes as a traceback; print one line naming the file and 'free space or use another --out'")
 def test_disk_full_message(monkeypatch, tmp_path):
     run = fake_run(tmp_path/'run')
     monkeypatch.setattr(os, 'fsync', no_space)
