@@ -99,7 +99,7 @@ def compute_run(enc, task, batches, seed, lr=1e-5):
     from itt_xling.models import build_model
     set_seed(seed)
     model = build_model(enc, task); model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0, fused=True)  # the optimizer the trainer uses (adamw_torch_fused)
     ends = []
     for b in batches:
         model(**b).loss.backward()
