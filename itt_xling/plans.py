@@ -339,7 +339,7 @@ def run_stages(stages, out, resume:bool=False, force:bool=False, log=print) -> l
         m = run_stage(st, out, resume=resume, force=force)
         res.append(m)
         merge_results(out)
-        if log: log(f"[{i}/{len(stages)}] {st.id}: {'finished earlier, skipped' if m.get('skipped') else f'done in {time.time() - t0:.1f} s'}")
+        if log: log(f"[{i}/{len(stages)}] {st.id}: {'finished earlier, skipped' if m.get('skipped') is True else f'done in {time.time() - t0:.1f} s'}")
     return res
 
 def run_plan(plan, out, resume:bool=False, force:bool=False, log=print) -> Path:
