@@ -3,7 +3,7 @@
 Markdown cells are copied as they are; code cells not marked `#| hide` are shown as Python blocks
 followed by their text output; directive lines (`#| ...`) are dropped.
 Usage: python tools/readme.py [--check]   (--check exits 1 when README.md is stale)"""
-import json, sys
+import json, re, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -13,8 +13,8 @@ def render(nb_path=ROOT/'nbs'/'index.ipynb') -> str:
     parts = []
     for cell in nb['cells']:
         src = ''.join(cell['source'])
-        if cell['cell_type'] == 'markdown':
-            parts.append(src.strip()); continue
+        if cell['cell_type'] == 'markdown':   # images are relative to nbs/, the README sits one level up
+            parts.append(re.sub(r'(!\[[^\]]*\]\()(?!https?://|/)', r'\1nbs/', src.strip())); continue
         lines = src.splitlines()
         if any(l.strip() in ('#| hide', '#|hide') or l.startswith('#| default_exp') for l in lines): continue
         code = '\n'.join(l for l in lines if not l.startswith('#|')).strip()
