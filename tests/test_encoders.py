@@ -146,7 +146,7 @@ def test_failed_conversion_leaves_nothing(tmp_path, monkeypatch):
     def boom(*a, **k): raise OSError(28, 'No space left on device')
     monkeypatch.setattr(safetensors.numpy, 'save_file', boom)
     out = tmp_path/'me5'
-    with pytest.raises(OSError): enc.convert_me5(out)
+    with pytest.raises(ITTError, match='no space left on the disk'): enc.convert_me5(out)   # a user error, nothing left
     assert list(tmp_path.iterdir()) == []
 
 
