@@ -9,7 +9,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'ITTError', 'did_you_mean', 'find_data_dir', 'cache_dir', 'atomic_write', 'write_text', 'write_json',
-           'atomic_dir', 'hub_offline', 'hub_error']
+           'atomic_dir', 'clean_partial', 'progress', 'hub_offline', 'hub_error']
 
 # %% ../nbs/00_core.ipynb #10827d7d
 class ITTError(Exception):
@@ -110,12 +110,33 @@ def atomic_dir(path):
         if isinstance(e, OSError) and (full := _disk_full(e, path)): raise full from None
         raise
 
+# %% ../nbs/00_core.ipynb #86aaa21e
+def clean_partial(d) -> list[str]:
+    "Remove the temporary files and folders that killed writes left under `d`; restore cut-short folder swaps. Returns what it removed."
+    d, gone = Path(d), []
+    if not d.is_dir(): return gone
+    for p in sorted(d.rglob('.*.old'), key=lambda p: -len(p.parts)):
+        final = p.with_name(p.name[1:-len('.old')])
+        if not final.exists(): os.replace(p, final); continue
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True); gone.append(str(p.relative_to(d)))
+    for p in sorted(d.rglob('.*.tmp'), key=lambda p: -len(p.parts)):
+        if not p.exists(): continue
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+        gone.append(str(p.relative_to(d)))
+    return gone
+
+# %% ../nbs/00_core.ipynb #2cbcb2c2
+def progress(items, desc:str, total:int|None=None, unit:str='it', disable:bool=False):
+    "A tqdm progress bar (elapsed<remaining) over `items`."
+    from tqdm.auto import tqdm
+    return tqdm(items, desc=desc, total=total, unit=unit, leave=False, dynamic_ncols=True, disable=disable)
+
 # %% ../nbs/00_core.ipynb #65d2be45
 def hub_offline() -> bool:
     "Whether the Hugging Face hub is switched off by environment variables."
     return any(os.environ.get(v, '').lower() in ('1', 'true', 'yes', 'on') for v in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'))
 
-def hub_error(what:str, err:Exception|None=None) -> ITTError:
-    "The one-line error for a hub resource (`what`) that cannot be reached."
+def hub_error(what:str, err:Exception|None=None, fix:str='use --data-dir with local files, or go online') -> ITTError:
+    "The one-line error for a hub resource (`what`) that cannot be reached; `fix` says what to do instead."
     why = 'the hub is offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE)' if hub_offline() else f'the hub could not be reached ({type(err).__name__})'
-    return ITTError(f"cannot load {what} from the Hugging Face hub: {why}; use --data-dir with local files, or go online")
+    return ITTError(f"cannot load {what} from the Hugging Face hub: {why}; {fix}")

@@ -53,7 +53,7 @@ def _load(what, encoder, fn, *args, **kw):
         with quiet_loading(): return fn(path, *args, **kw)
     except OSError as e:
         if Path(path).is_dir(): raise ITTError(f"cannot load the {what} from {path}: {e}") from e
-        raise hub_error(f"{what} {path!r}", e) from e
+        raise hub_error(f"{what} {path!r}", e, fix='pass a local model folder or me5-small (--model), or go online') from e
 
 def load_tokenizer(encoder) -> 'PreTrainedTokenizerFast':
     "The tokenizer of `encoder` (an alias, a hub id or a local folder)."

@@ -148,8 +148,8 @@ def _multitask_trainer(batch_sampler):
             return self.accelerator.prepare(dl)
     return MultiTaskTrainer
 
-def train_multitask(stage, sd, encoder:str, tokenizer, src=None, data_dir=None, resume:bool=False, callbacks=()):
-    "Train a multi-task stage; returns (model, trainer, transfer report, training summary)."
+def train_multitask(stage, sd, encoder:str, tokenizer, src=None, data_dir=None, resume:bool=False, callbacks=(), prepare=None):
+    "Train a multi-task stage (`prepare()` is called once the data has loaded, before training); returns (model, trainer, transfer report, training summary)."
     from transformers import AutoModel, AutoModelForMaskedLM, DataCollatorForLanguageModeling
     from itt_xling.models import build_model, encoder_state
     from itt_xling.features import featurize, data_collator
@@ -170,6 +170,8 @@ def train_multitask(stage, sd, encoder:str, tokenizer, src=None, data_dir=None, 
         feats['mlm'] = mlm_features(mlm_texts(stage.mlm, data_dir), tokenizer, min(stage.max_length, 128))
         collators['mlm'] = DataCollatorForLanguageModeling(tokenizer, mlm_probability=stage.mlm.get('probability', 0.15))
     model = MultiTaskModel(enc, models)
+    if stage.freeze_embeddings: S.freeze_embeddings(model.encoder)
+    if prepare is not None: prepare()
     sampling = stage.sampling or {}
     sampler = TaskSampler({t: len(f) for t, f in feats.items()}, sampling.get('temperature', 1.0), sampling.get('cap'))
     data = MultiTaskData(feats)
@@ -187,6 +189,6 @@ def multitask_dev_rows(stage, model, tokenizer, data_dir=None) -> list[dict]:
     for t in stage.tasks:
         dev = S._dev_or_none(stage, t, data_dir)
         if dev is None: continue
-        m = S.score(t, dev, S.predict_task(S._eval_trainer(model.model(t), tokenizer, t), tokenizer, t, dev, stage.max_length))
+        m = S.score(t, dev, S.predict_task(model.model(t), tokenizer, t, dev, stage.max_length))
         rows += [S.result_row(stage, t, 'en', 'validation', k, v, len(dev)) for k, v in m.items()]
     return rows

@@ -15,13 +15,13 @@ from .stages import Stage, stage_hash, run_stage, merge_results, lora_tag
 __all__ = ['STAGE_SETTINGS', 'INTERMEDIATE_KEYS', 'LORA_KEYS', 'PRESETS_DIR', 'TARGET_EPOCHS', 'TRAIN_EXAMPLES', 'EVAL_EXAMPLES',
            'TOKENS', 'PARAMS', 'GPU_FLOPS', 'MFU', 'PADDING', 'STAGE_OVERHEAD_S', 'Plan', 'plan_from_dict',
            'check_plan', 'setting', 'presets', 'load_plan', 'paper_settings', 'expand', 'stages_of', 'model_params',
-           'stage_cost', 'estimate_cost', 'describe', 'with_options', 'run_stages', 'run_plan', 'summary', 'sweep',
-           'cli_run', 'cli_sweep']
+           'stage_cost', 'estimate_cost', 'describe', 'with_options', 'run_stages', 'clean_partial_results',
+           'preflight', 'run_plan', 'summary', 'sweep', 'cli_run', 'cli_sweep']
 
 # %% ../nbs/32_plans.ipynb #9c7609af
 STAGE_SETTINGS = ('lr', 'epochs', 'batch_size', 'per_device_batch_size', 'warmup_ratio', 'weight_decay', 'max_length',
-                  'select_best', 'early_stopping', 'save_steps', 'group_by_length', 'max_train_examples', 'max_eval_examples',
-                  'keep_checkpoints')
+                  'select_best', 'early_stopping', 'save_steps', 'group_by_length', 'freeze_embeddings', 'max_train_examples',
+                  'max_eval_examples', 'keep_checkpoints')
 INTERMEDIATE_KEYS = ('name', 'tasks', 'targets', 'temperature', 'cap', 'mlm')
 LORA_KEYS = ('r', 'alpha', 'dropout', 'target_modules', 'strategy')
 
@@ -57,7 +57,7 @@ _TYPES = {'name': str, 'description': str, 'model': str, 'seeds': 'ints', 'inter
 _SETTING_TYPES = {'lr': (float, int), 'epochs': (float, int), 'batch_size': int, 'per_device_batch_size': (int, type(None)),
                   'warmup_ratio': (float, int), 'weight_decay': (float, int), 'max_length': int, 'select_best': bool,
                   'early_stopping': (int, type(None)), 'save_steps': (int, type(None)), 'group_by_length': bool,
-                  'max_train_examples': (int, type(None)),
+                  'freeze_embeddings': bool, 'max_train_examples': (int, type(None)),
                   'max_eval_examples': (int, type(None)), 'keep_checkpoints': bool}
 
 def _tname(t) -> str:
@@ -331,23 +331,54 @@ def with_options(plan, model:str|None=None, seeds=None, data_dir=None) -> Plan:
         raise ITTError(f"data dir {plan.data_dir} does not exist: pass an existing folder to --data-dir")
     return plan
 
+def _eta(done:list[float], left:int) -> str:
+    "The time left, from the mean time of the stages run so far."
+    if not done or not left: return ''
+    s = sum(done) / len(done) * left
+    return f"; {left} left, about {s / 60:.0f} min to go" if s >= 90 else f"; {left} left, about {s:.0f} s to go"
+
 def run_stages(stages, out, resume:bool=False, force:bool=False, log=print) -> list[dict]:
-    "Run `stages` in order into `out` (finished ones are skipped) and rebuild `out/results.csv` after each."
-    out, res = Path(out), []
+    "Run `stages` in order into `out` (finished ones are skipped) and rebuild `out/results.csv` after each; logs the time left."
+    out, res, took = Path(out), [], []
+    clean_partial_results(out)
     for i, st in enumerate(stages, 1):
         t0 = time.time()
         m = run_stage(st, out, resume=resume, force=force)
         res.append(m)
         merge_results(out)
-        if log: log(f"[{i}/{len(stages)}] {st.id}: {'finished earlier, skipped' if m.get('skipped') is True else f'done in {time.time() - t0:.1f} s'}")
+        if m.get('skipped') is not True: took.append(time.time() - t0)
+        todo = sum(not (out/s.id/'metrics.json').exists() for s in stages[i:])
+        if log: log(f"[{i}/{len(stages)}] {st.id}: {'finished earlier, skipped' if m.get('skipped') is True else f'done in {took[-1]:.1f} s'}{_eta(took, todo)}")
     return res
+
+def clean_partial_results(out:Path):
+    "Remove temporary files that killed writes of `results.csv` left in `out` (each stage cleans its own folder)."
+    for p in Path(out).glob('.results.csv.*.tmp'): p.unlink(missing_ok=True)
+
+def preflight(stages, data_dir=None):
+    "Load the training and dev data of every stage still to run (each distinct source once), so that a bad file or an unreachable hub stops the run before anything is written."
+    import datasets
+    from itt_xling.stages import load_stage_data, _dev_or_none, stage_tokenizer
+    from itt_xling.encoders import resolve_encoder
+    for enc in dict.fromkeys(s.model for s in stages): stage_tokenizer(resolve_encoder(enc))
+    seen, bars = set(), datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        for st in stages:
+            for t in st.tasks:
+                key = (t, st.data_dir, t in st.train_on_dev, st.dev_fraction, tuple(st.translate_train.get(t, ())), st.select_best)
+                if key in seen: continue
+                seen.add(key)
+                load_stage_data(st, t, st.data_dir)
+                _dev_or_none(st, t, st.data_dir)
+    finally:
+        if bars: datasets.enable_progress_bars()
 
 def run_plan(plan, out, resume:bool=False, force:bool=False, log=print) -> Path:
     "Run every stage of `plan` into `out`; returns the path of `results.csv`."
     stages = stages_of(plan)
-    if any(not (Path(out)/s.id/'metrics.json').exists() for s in stages):   # something to train: check the encoder first
-        from itt_xling.encoders import resolve_encoder
-        resolve_encoder(load_plan(plan).model)
+    todo = [s for s in stages if force or not (Path(out)/s.id/'metrics.json').exists()]
+    if todo: preflight(todo)                             # something to run: check the encoder, tokenizer and data first
     run_stages(stages, out, resume=resume, force=force, log=log)
     return merge_results(out)
 

@@ -5,7 +5,7 @@
 # %% ../nbs/42_retrieval.ipynb #273aa63b
 from __future__ import annotations
 import numpy as np
-from .core import ITTError, find_data_dir
+from .core import ITTError, find_data_dir, progress
 from .metrics import bucc_f1, map_at_k
 
 # %% auto #0
@@ -120,7 +120,7 @@ def tatoeba_eval(model, # encoder
     data_dir = _data(data_dir)
     langs = list(langs) if langs is not None else _local_langs('tatoeba', split, data_dir)
     rows = []
-    for lang in langs:
+    for lang in progress(langs, 'tatoeba: encode and search', unit='lang'):
         ds = load_split('tatoeba', split, lang=lang, data_dir=data_dir)
         if limit: ds = ds.select(range(min(limit, len(ds))))
         src = encode_sentences(model, tokenizer, ds['source'], layer=layer, batch_size=batch_size)
@@ -213,7 +213,7 @@ def bucc_eval(model, # encoder
     data_dir = _data(data_dir)
     langs = list(langs) if langs is not None else _local_langs('bucc2018', split, data_dir)
     rows = []
-    for lang in langs:
+    for lang in progress(langs, 'bucc2018: encode and mine', unit='lang'):
         mined = {}
         for sp in dict.fromkeys((dev_split, split)):
             src, trg, gold = _bucc_side('bucc2018', sp, lang, data_dir)
@@ -268,7 +268,7 @@ def map_eval(model, # encoder
         for qid, tid in zip(ds['id'], ds['target_id']): relevant.setdefault(str(qid), set()).add(str(tid))
     c_emb = encode_sentences(model, tokenizer, texts, layer=layer, batch_size=batch_size)
     rows = []
-    for l, ds in qs.items():
+    for l, ds in progress(qs.items(), f'{task}: encode and rank', total=len(qs), unit='lang'):
         top = rank_candidates(encode_sentences(model, tokenizer, _queries(task, ds), layer=layer, batch_size=batch_size), c_emb, k)
         ranked = [[ids[j] for j in r] for r in top]
         gold = [sorted(relevant[str(q)]) for q in ds['id']]

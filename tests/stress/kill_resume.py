@@ -202,10 +202,24 @@ def trial(i:int, plan:str, work:Path, data_dir, ref_rows:list[dict], t_ref:float
     cmp = compare(ref_rows, read_results(out/'results.csv')) if done and (out/'results.csv').exists() else dict(identical=False)
     problems += check_integrity(out)
     tmp_left = sorted(str(p.relative_to(out)) for p in out.rglob('.*.tmp')) if out.is_dir() else []
+    tmp_left += sorted(str(p.relative_to(out)) for p in out.rglob('.*.old')) if out.is_dir() else []
     return dict(trial=i, kills=[dict(trigger=e['trigger'], t=e['t'], phase=e.get('phase')) for e in events if e['rc'] == 'killed'],
                 missed=[e['trigger'] for e in events if e['trigger'] and e['rc'] != 'killed'],
                 attempts=attempts, finished=done, seconds=round(time.time() - t0, 1), compare=cmp, integrity=problems,
-                temp_files_left=tmp_left, error=None if done else events[-1].get('stderr', events[-1]['rc']))
+                temp_files_left=tmp_left, log_repeats=log_repeats(out) if done else [], error=None if done else events[-1].get('stderr', events[-1]['rc']))
+
+
+def log_repeats(out:Path) -> list[str]:
+    "Steps logged twice in a stage's `log.jsonl` (a resumed run must not log the steps after its checkpoint again)."
+    bad = []
+    for f in sorted(Path(out).glob('*/log.jsonl')):
+        seen = set()
+        for line in f.read_text().splitlines():
+            r = json.loads(line)
+            key = (r['step'], tuple(sorted(r)))
+            if key in seen: bad.append(f'{f.parent.name}: step {r["step"]}')
+            seen.add(key)
+    return bad
 
 
 def stress(trials:int=10, plan:str='smoke', data_dir=None, seed:int=0, work=None, kills=(2, 4), log=print) -> dict:
@@ -229,8 +243,10 @@ def stress(trials:int=10, plan:str='smoke', data_dir=None, seed:int=0, work=None
             f"({c.get('identical_rows', 0)}/{c.get('rows', len(ref_rows))} rows, max |diff| {c.get('max_abs_diff', 'n/a')}), "
             f"{len(r['kills'])} kills, {r['attempts']} attempts, {r['seconds']} s; {ks}"
             + (f"; missed {r['missed']}" if r['missed'] else '') + (f"; PARTIAL FILES {r['integrity']}" if r['integrity'] else '')
-            + (f"; error {r['error']}" if r['error'] else ''))
-    n_ok = sum(1 for r in out if r['compare'].get('identical') and not r['integrity'])
+            + (f"; error {r['error']}" if r['error'] else '')
+            + (f"; temporary files left {r['temp_files_left']}" if r['temp_files_left'] else '')
+            + (f"; steps logged twice {r['log_repeats']}" if r['log_repeats'] else ''))
+    n_ok = sum(1 for r in out if r['compare'].get('identical') and not r['integrity'] and not r['temp_files_left'] and not r['log_repeats'])
     return dict(ok=n_ok == trials == len(out), identical=n_ok, trials=len(out), reference_rows=len(ref_rows), reference_seconds=t_ref,
                 kills=sum(len(r['kills']) for r in out), plan=plan, work=str(work), results=out)
 
