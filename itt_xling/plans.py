@@ -356,9 +356,10 @@ def clean_partial_results(out:Path):
     for p in Path(out).glob('.results.csv.*.tmp'): p.unlink(missing_ok=True)
 
 def preflight(stages, data_dir=None):
-    "Load the training and dev data of every stage still to run (each distinct source once), so that a bad file or an unreachable hub stops the run before anything is written."
+    "Load the tokenizer, the training and dev data and the explicitly asked evaluation languages of every stage still to run (each once), so that a bad file, a missing language or an unreachable hub stops the run before anything is written."
     import datasets
-    from itt_xling.stages import load_stage_data, _dev_or_none, stage_tokenizer
+    from itt_xling.stages import load_stage_data, _dev_or_none, stage_tokenizer, eval_data
+    from itt_xling.tasks import get_task
     from itt_xling.encoders import resolve_encoder
     for enc in dict.fromkeys(s.model for s in stages): stage_tokenizer(resolve_encoder(enc))
     seen, bars = set(), datasets.is_progress_bar_enabled()
@@ -371,6 +372,14 @@ def preflight(stages, data_dir=None):
                 seen.add(key)
                 load_stage_data(st, t, st.data_dir)
                 _dev_or_none(st, t, st.data_dir)
+            for t in st.evals:
+                task = get_task(t)
+                split = st.split if st.split in task.splits else task.eval_split
+                for lang in st.langs.get(t) or ():           # languages a plan names must exist (others are skipped when missing)
+                    key = ('eval', t, split, lang, st.data_dir, st.heldout_tasks, st.dev_fraction)
+                    if key in seen or (task.kind == 'retrieval' and t != 'tatoeba'): continue
+                    seen.add(key)
+                    eval_data(st, t, lang, split, st.data_dir)
     finally:
         if bars: datasets.enable_progress_bars()
 

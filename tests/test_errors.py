@@ -131,6 +131,14 @@ def test_data_error_writes_nothing(plan, broken, tmp_path):
     rc, err = cli('run', plan(PAWSX), '--data-dir', d, '--out', tmp_path/'out')
     assert rc == 2 and written(tmp_path/'out') == []
 
+def test_missing_language_stops_before_training(plan, tmp_path, data_dir):
+    "A language the plan names but the data folder lacks stops the run before any stage is trained or written."
+    user_error(*cli('run', plan(PAWSX + "langs: {pawsx: [en, xx]}\n"), '--data-dir', data_dir, '--out', tmp_path/'out'),
+               r"(pawsx has no language 'xx'|no pawsx validation files for 'xx')")
+    user_error(*cli('run', plan("model: tiny-xlmr\ntarget: [udpos]\nsplit: validation\nlangs: {udpos: [en, tr]}\n"),
+                    '--data-dir', data_dir, '--out', tmp_path/'out'), r"no udpos validation files for 'tr' in the data dir")
+    assert written(tmp_path/'out') == []
+
 def test_empty_split(plan, broken, tmp_path):
     d = broken('glue_rte/train.tsv', lambda t: t.split('\n')[0] + '\n')
     user_error(*cli('run', plan(RTE), '--data-dir', d, '--out', tmp_path/'out'), r"glue_rte/train\.tsv.*no .*examples")
