@@ -1,7 +1,8 @@
 """Zero-shot evaluation over every language of a task: itt_xling's path vs a naive loop.
 
   itt_xling: `itt_xling.zero_shot.zero_shot` (batched by length, each distinct input once) and the trainer's
-             zero-shot evaluation (`itt_xling.stages.evaluate_stage`, what `run_stage` runs), each timed against the
+             zero-shot evaluation (`itt_xling.stages.evaluate_stage`, what `run_stage` runs; it predicts through
+             `predict_examples` too, so the two paths now share their batching), each timed against the
              naive loop on the same model and the same examples;
   naive:     the anchors' loop: one language at a time, every example padded to the paper's length (256), batches of 8,
              in file order.
@@ -63,7 +64,6 @@ def zero_shot_eval(model, tok, task, langs, n, data):
 def stage_eval(model, tok, task, langs, n, data):
     "The trainer's zero-shot evaluation (`stages.evaluate_stage`, as `run_stage` calls it) on `n` examples per language."
     import itt_xling.stages as S
-    if not hasattr(S, 'tempfile'): S.tempfile = tempfile  # stages._eval_trainer uses tempfile without importing it
     stage = S.Stage(name='bench', evals=(task.name,), langs={task.name: list(langs)}, max_eval_examples=n, split='validation')
     sd = Path(tempfile.mkdtemp(prefix='itt-bench-'))
     try:

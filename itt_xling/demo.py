@@ -99,6 +99,24 @@ def _para_model(encoder:str, seed:int):
     model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
     return model
 
+def _para_logits(model, tok, pairs:pd.DataFrame, max_length:int, batch_size:int=64) -> np.ndarray:
+    "Logits (rows x classes) of `pairs` in their own order (not `Trainer.predict`, which reorders rows grouped by length)."
+    import torch
+    from transformers import DataCollatorWithPadding
+    ds, collate = _tokenize(tok, pairs, max_length).remove_columns('labels'), DataCollatorWithPadding(tok)
+    order = np.argsort([-len(x) for x in ds['input_ids']], kind='stable')  # longest first: less padding per batch
+    out = np.zeros((len(ds), model.config.num_labels), np.float32)
+    device, was_training = next(model.parameters()).device, model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for s in range(0, len(order), batch_size):
+                idx = order[s:s + batch_size]
+                batch = {k: v.to(device) for k, v in collate([ds[int(i)] for i in idx]).items()}
+                out[idx] = model(**batch).logits.float().cpu().numpy()
+    finally: model.train(was_training)
+    return out
+
 def train_para(encoder:str, # a local model directory (see `resolve_encoder`)
                train:pd.DataFrame, # training pairs (`paraphrase_pairs`)
                dev:pd.DataFrame, # dev pairs
@@ -123,9 +141,7 @@ def train_para(encoder:str, # a local model directory (see `resolve_encoder`)
                           data_collator=DataCollatorWithPadding(tok), processing_class=tok)
         if not progress: trainer.remove_callback(PrinterCallback)
         loss = trainer.train().training_loss
-        trainer.args.disable_tqdm = True
-        logits = trainer.predict(_tokenize(tok, dev, sizes['max_length'])).predictions
-    preds = np.asarray(logits).argmax(-1).tolist()
+    preds = _para_logits(model, tok, dev, sizes['max_length']).argmax(-1).tolist()
     trained = {k: v.detach().contiguous() for k, v in model.named_parameters() if v.requires_grad}
     out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = out.with_name(f'.{out.name}.tmp')

