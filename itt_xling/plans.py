@@ -21,7 +21,7 @@ __all__ = ['STAGE_SETTINGS', 'INTERMEDIATE_KEYS', 'LORA_KEYS', 'PRESETS_DIR', 'T
 # %% ../nbs/32_plans.ipynb #9c7609af
 STAGE_SETTINGS = ('lr', 'epochs', 'batch_size', 'per_device_batch_size', 'warmup_ratio', 'weight_decay', 'max_length',
                   'select_best', 'early_stopping', 'save_steps', 'group_by_length', 'freeze_embeddings', 'max_train_examples',
-                  'max_eval_examples', 'keep_checkpoints')
+                  'max_eval_examples', 'keep_checkpoints', 'split')
 INTERMEDIATE_KEYS = ('name', 'tasks', 'targets', 'temperature', 'cap', 'mlm')
 LORA_KEYS = ('r', 'alpha', 'dropout', 'target_modules', 'strategy')
 
@@ -58,7 +58,7 @@ _SETTING_TYPES = {'lr': (float, int), 'epochs': (float, int), 'batch_size': int,
                   'warmup_ratio': (float, int), 'weight_decay': (float, int), 'max_length': int, 'select_best': bool,
                   'early_stopping': (int, type(None)), 'save_steps': (int, type(None)), 'group_by_length': bool,
                   'freeze_embeddings': bool, 'max_train_examples': (int, type(None)),
-                  'max_eval_examples': (int, type(None)), 'keep_checkpoints': bool}
+                  'max_eval_examples': (int, type(None)), 'keep_checkpoints': bool, 'split': (str, type(None))}
 
 def _tname(t) -> str:
     if t == 'ints': return 'a list of integers'
@@ -155,6 +155,8 @@ def check_plan(plan:Plan, where=None):
     for k in (*plan.overrides, *plan.train_on_dev): task(k, 'overrides' if k in plan.overrides else 'train_on_dev', k)
     if not 0 < plan.dev_fraction < 1: raise ITTError(f"{where('dev_fraction')}: must be between 0 and 1, not {plan.dev_fraction}")
     if plan.split not in (None, 'train', 'validation', 'test'): raise ITTError(f"{where('split')}: must be validation or test, not {plan.split!r}")
+    for path, s in [(('train',), plan.train), *((('overrides', k), v) for k, v in plan.overrides.items())]:
+        if s.get('split') not in (None, 'validation', 'test'): raise ITTError(f"{where(*path, 'split')}: must be validation or test, not {s['split']!r}")
     for i, t in enumerate(plan.target):
         spec = get_task(t)
         if spec.kind != 'retrieval' and not spec.train_source and t not in plan.train_on_dev:
@@ -207,7 +209,7 @@ def paper_settings(task:str, target:str|None=None) -> dict:
 # %% ../nbs/32_plans.ipynb #d8fb3de9
 def _settings(plan:Plan, task:str, target:str|None=None, name:str|None=None) -> dict:
     s = paper_settings(task, target)
-    s.update(max_train_examples=plan.max_train_examples, max_eval_examples=plan.max_eval_examples)
+    s.update(max_train_examples=plan.max_train_examples, max_eval_examples=plan.max_eval_examples, split=plan.split)
     s.update(plan.train)
     for k in (task, name, target):
         if k: s.update(plan.overrides.get(k, {}))
@@ -217,7 +219,7 @@ def expand(plan:Plan) -> list[list[Stage]]:
     "The plan's stage chains: per seed and intermediate setting, the intermediate stage then its target stages."
     from itt_xling.tasks import get_task
     plan = load_plan(plan)
-    common = dict(model=plan.model, lora=plan.lora, langs=plan.langs, split=plan.split, dev_fraction=plan.dev_fraction,
+    common = dict(model=plan.model, lora=plan.lora, langs=plan.langs, dev_fraction=plan.dev_fraction,
                   translate_train=plan.translate_train, run=plan.name, data_dir=plan.data_dir, report_to=plan.report_to)
     settings = ([dict(name='none', tasks=[], targets=None, temperature=1.0, cap=None, mlm=None)] if plan.baseline else []) + \
                [setting(e) for e in plan.intermediate]
