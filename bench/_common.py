@@ -47,6 +47,18 @@ def header(title: str, args=None):
 def median(xs): return statistics.median(xs) if xs else float('nan')
 
 
+def keep_freed_memory() -> bool:
+    """Make glibc serve every allocation from its heap and never hand freed memory back to the kernel
+    (`mallopt(M_MMAP_MAX, 0)`, `mallopt(M_TRIM_THRESHOLD, 2 GiB)`); False where that is not glibc.
+    By default each block over 32 MB (me5-small's 384 MB word-embedding gradient, every step) is mmapped, page-faulted
+    in and unmapped again; how much of that a run pays also depends on what ran before it in the process."""
+    import ctypes
+    try: libc = ctypes.CDLL('libc.so.6')
+    except OSError: return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
+
 def table(rows: list[dict], cols: list[str] | None = None, floatfmt: str = '{:.3g}') -> str:
     "A GitHub-markdown table of `rows`."
     cols = cols or list(dict.fromkeys(k for r in rows for k in r))

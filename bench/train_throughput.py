@@ -5,7 +5,10 @@ Variants, run back to back in one process on the same examples and the same init
       package configures it);
   (b) the pad-to-max pipeline of the anchors: the same Trainer and examples, every batch padded to the paper's length
       (256; QA 384; retrieval 512), no length grouping;
-  (c) the compute limit: model forward + backward + AdamW step on exactly the batches (a) used, nothing else;
+  (c) the compute limit: model forward + backward + AdamW step on exactly the batches (a) used, nothing else (no
+      gradient clipping, deterministic algorithms off: the Trainer's `full_determinism` leaves them on for the
+      process); it runs right after (a), before (b), so that both see the same state of the C allocator (see
+      `--keep-memory`); `step_overhead.py` times what (a) adds, item by item;
   (g) optional (`--grouped`): (a) with `Stage(group_by_length=True)` (the Trainer's length-grouped sampler reading
       featurize's `length` column; on versions without that field the same Trainer settings are patched in).
 Throughput counts the steady state: from the end of step 1 to the end of the last step (setup, the first step and
@@ -19,7 +22,7 @@ from pathlib import Path
 import os
 os.environ.setdefault('TQDM_DISABLE', '1')
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import header, median, table, load, encoder, task_sample, pad_length, MODEL_HELP
+from _common import header, median, table, load, encoder, task_sample, pad_length, keep_freed_memory, MODEL_HELP
 
 
 def now():
@@ -93,10 +96,12 @@ def trainer_run(enc, task, tok, feats, collator, batch, seed, grouped=False):
 
 
 def compute_run(enc, task, batches, seed, lr=1e-5):
-    "Forward + backward + AdamW step on `batches`, nothing else; returns step end times."
+    "Forward + backward + AdamW step on `batches`, nothing else (deterministic algorithms off); returns step end times."
     import torch
     from transformers import set_seed
     from itt_xling.models import build_model
+    det = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)  # (a)'s full_determinism leaves them on, with their NaN-fill of torch.empty
     set_seed(seed)
     model = build_model(enc, task); model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0, fused=True)  # the optimizer the trainer uses (adamw_torch_fused)
@@ -105,6 +110,7 @@ def compute_run(enc, task, batches, seed, lr=1e-5):
         model(**b).loss.backward()
         opt.step(); opt.zero_grad(set_to_none=True)
         ends.append(now())
+    torch.use_deterministic_algorithms(det)
     del model, opt; gc.collect()
     return ends
 
@@ -129,7 +135,7 @@ def bench_one(model_name, task_name, steps, batch, reps, grouped, seed=1, profil
     runs = {}  # variant -> list of (real tok/s wall, real tok/s CPU)
     pad, fixed = {}, []
     for r in range(reps):
-        for v in ('a',) + tuple(v for v in 'bc' if v in variants) + (('g',) if grouped else ()):
+        for v in ('a',) + tuple(v for v in 'cb' if v in variants) + (('g',) if grouped else ()):  # (c) next to (a)
             if v == 'c': batches, ends = b_a, compute_run(enc, task, b_a, seed)
             else:
                 coll = pad_to_max_collator(task, tok, L) if v == 'b' else data_collator(task, tok)
@@ -139,12 +145,13 @@ def bench_one(model_name, task_name, steps, batch, reps, grouped, seed=1, profil
             runs.setdefault(v, []).append((real / wall, real / cpu))
             pad.setdefault(v, []).append(100 * (1 - real / padded))
         print(f"  rep {r + 1}: {model_name}/{task_name} real tok/s wall (CPU): "
-              + ', '.join(f"({v}) {x[-1][0]:.0f} ({x[-1][1]:.0f})" for v, x in runs.items()) + f"; {load()}", flush=True)
+              + ', '.join(f"({v}) {runs[v][-1][0]:.0f} ({runs[v][-1][1]:.0f})" for v in sorted(runs, key='abcg'.index))
+              + f"; {load()}", flush=True)
     if profile: profile_trainer(enc, task, tok, feats, batch, seed)
     ratio = lambda x, y, i: median([p[i] / q[i] for p, q in zip(runs[x], runs[y])])
     row = dict(model=model_name, task=task_name, batch=batch, steps=steps, pad_to=L,
                **{'real tok/step': sum(real_tokens(b) for b in b_a) / len(b_a), 'pad % (a)': median(pad['a'])})
-    for v in runs: row[f'({v}) tok/s'] = median([x[1] for x in runs[v]])
+    for v in sorted(runs, key='abcg'.index): row[f'({v}) tok/s'] = median([x[1] for x in runs[v]])
     if 'b' in runs: row['(a)/(b)'] = ratio('a', 'b', 1)
     if 'c' in runs: row['(c)/(a) time'] = ratio('a', 'c', 1)
     if 'b' in runs: row['(a)/(b) wall'] = ratio('a', 'b', 0)
@@ -198,11 +205,14 @@ def main(argv=None):
     p.add_argument('--padding', action='store_true', help='also print padded positions per real token for batches of 8 and 32')
     p.add_argument('--padding-only', action='store_true', help='only that padding table (no model, seconds)')
     p.add_argument('--profile', action='store_true', help="print a torch.profiler table of (a)'s run")
+    p.add_argument('--keep-memory', action='store_true',
+                   help='glibc keeps freed memory (no mmap/munmap and page faults of large blocks each step)')
     p.add_argument('--quick', action='store_true', help='tiny model, Tatoeba lengths, 3 steps, 1 rep (a wiring check)')
     a = p.parse_args(argv)
     if a.quick: a.models, a.tasks, a.base_tasks, a.steps, a.batch, a.reps = 'tiny-xlmr', 'tatoeba', '', 3, 4, 1
     import torch
     header('training throughput: real tokens/s, (a) itt_xling trainer vs (b) pad-to-max vs (c) compute limit', a)
+    if a.keep_memory: print(f"glibc keeps freed memory: {keep_freed_memory()}")
     rows = []
     if a.padding_only: a.models, a.padding = '', True
     for m in filter(None, a.models.split(',')):

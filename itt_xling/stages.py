@@ -324,6 +324,17 @@ def _trainer_class():
             self.log(m)
             self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, m)
             return m
+        def _clip_grad_norm(self, model):
+            "On one CPU process, torch's clipping without multiplying every gradient by exactly 1.0 when the norm is within bounds (bit-identical)."
+            import torch
+            from accelerate.utils import DistributedType
+            if self.args.device.type != 'cpu' or self.accelerator.distributed_type != DistributedType.NO:
+                return super()._clip_grad_norm(model)
+            params = [p for p in model.parameters() if p.grad is not None]
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+            if not self.args.max_grad_norm / (norm + 1e-6) >= 1.0:   # clip_grad_norm_'s factor; NaN/inf norms still scale
+                torch.nn.utils.clip_grads_with_norm_(params, self.args.max_grad_norm, norm)
+            return norm
 
     class LogFile(TrainerCallback):
         "Append every log record to `log.jsonl` in the stage directory; a resumed run first drops the records after its checkpoint."
@@ -365,7 +376,10 @@ def fit(stage:Stage, sd:Path, model, tokenizer, train_ds, collator, dev_eval=Non
                           eval_dataset=train_ds.select(range(min(1, len(train_ds)))) if dev_eval else None,
                           dev_eval=dev_eval, callbacks=cbs, **kw)
     ckpt = last_checkpoint(sd) if resume else None
-    trainer.train(resume_from_checkpoint=ckpt)
+    import torch.utils.deterministic as tdet
+    fill, tdet.fill_uninitialized_memory = tdet.fill_uninitialized_memory, False   # see below
+    try: trainer.train(resume_from_checkpoint=ckpt)
+    finally: tdet.fill_uninitialized_memory = fill
     return trainer
 
 # %% ../nbs/30_stages.ipynb #c1b28b2b

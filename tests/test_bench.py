@@ -82,3 +82,12 @@ def test_gpu_mfu(capsys):
 def test_optimizer(capsys):
     (r,) = rows(run('optimizer', capsys))
     assert r['model'] == 'tiny-xlmr' and float(r['fused (adamw_torch_fused) s']) > 0
+
+
+def test_step_overhead(data_dir, capsys):
+    "The per-item breakdown runs, and every Trainer variant trains exactly like the package's own setting."
+    text = run('step_overhead', capsys)          # --quick: every variant
+    out = {r['variant']: r for r in rows(text)}
+    assert {'current', 'before', 'torch-clip', 'nan-fill', 'c', 'c+det+clip'} <= set(out)
+    for v in ('before', 'torch-clip', 'nan-fill'): assert out[v]['same loss'] == out[v]['same weights'] == 'yes', v
+    assert out['c+det+clip']['same weights'] == 'yes'
