@@ -67,12 +67,19 @@ def _unfinished(out:Path) -> list[Path]:
     return [d for d in out.iterdir() if d.is_dir() and not d.name.startswith('.') and not (d/'metrics.json').exists()] if out.is_dir() else []
 
 
+def _mtimes(d:Path) -> set:
+    "(name, mtime) of the files in `d`, temporary ones included; a file renamed or removed while we look is left out."
+    out = set()
+    for p in (d.iterdir() if d.is_dir() else ()):
+        try: out.add((p.name, p.stat().st_mtime_ns))
+        except FileNotFoundError: pass
+    return out
+
+
 def _snapshot(sd:Path) -> dict:
     "What a stage folder holds now: log lines, checkpoints, temporary model folders, prediction files."
-    preds = sd/'predictions'
     return dict(log=len(_new_lines(sd/'log.jsonl', 0).splitlines()), ck={p.name for p in (sd/'checkpoints').glob('checkpoint-*')},
-                tmp={p.name for p in sd.glob('.model.*.tmp')},
-                preds={(p.name, p.stat().st_mtime_ns) for p in preds.iterdir()} if preds.is_dir() else set())
+                tmp={p.name for p in sd.glob('.model.*.tmp')}, preds=_mtimes(sd/'predictions'))
 
 
 def _fired(trigger:str, out:Path, err_text:str, t:float, delay:float, seen:dict) -> bool:
