@@ -9,8 +9,9 @@ Variants, run back to back in one process on the same examples and the same init
       gradient clipping, deterministic algorithms off: the Trainer's `full_determinism` leaves them on for the
       process); it runs right after (a), before (b), so that both see the same state of the C allocator (see
       `--keep-memory`); `step_overhead.py` times what (a) adds, item by item;
-  (g) optional (`--grouped`): (a) with `Stage(group_by_length=True)` (the Trainer's length-grouped sampler reading
-      featurize's `length` column; on versions without that field the same Trainer settings are patched in).
+  (r) optional (`--random`): (a) with `Stage(group_by_length=False)`, random batches as the paper's pipeline drew
+      them (still dynamically padded); (a) itself uses the package default, the Trainer's length-grouped sampler
+      reading featurize's `length` column.
 Throughput counts the steady state: from the end of step 1 to the end of the last step (setup, the first step and
 the end-of-epoch checkpoint are reported apart as fixed seconds). Tokens/s columns and the plain ratios use this
 process's CPU time (torch runs one thread, so it is the wall time of an unloaded machine and does not move with other
@@ -62,7 +63,7 @@ def pad_to_max_collator(task, tok, length):
     return ModelInputs(c)
 
 
-def trainer_run(enc, task, tok, feats, collator, batch, seed, grouped=False):
+def trainer_run(enc, task, tok, feats, collator, batch, seed, random_batches=False):
     "Train one epoch of `feats` through `itt_xling.stages.fit`; returns (batches, step end times, total seconds)."
     import itt_xling.stages as S
     from transformers import set_seed
@@ -73,14 +74,7 @@ def trainer_run(enc, task, tok, feats, collator, batch, seed, grouped=False):
     model = build_model(enc, task)
     rec, timer = Recorder(collator), _step_timer()
     orig = S.training_args
-    if grouped and 'group_by_length' in S.Stage.__dataclass_fields__:
-        stage = S.replace(stage, group_by_length=True); grouped = False
-    if grouped:
-        def with_groups(*a, **k):  # the proposed trainer setting: batches of similar length from the `length` column
-            args = orig(*a, **k)
-            args.train_sampling_strategy, args.length_column_name, args.remove_unused_columns = 'group_by_length', 'length', False
-            return args
-        S.training_args = with_groups
+    if random_batches: stage = S.replace(stage, group_by_length=False)
     tmp = Path(tempfile.mkdtemp(prefix='itt-bench-'))
     try:
         (tmp / 'stage').mkdir()
@@ -122,7 +116,7 @@ def steady(batches, ends):
             ends[-1][0] - ends[0][0], ends[-1][1] - ends[0][1])
 
 
-def bench_one(model_name, task_name, steps, batch, reps, grouped, seed=1, profile=False, variants='abc'):
+def bench_one(model_name, task_name, steps, batch, reps, random_batches, seed=1, profile=False, variants='abc'):
     from itt_xling.models import load_tokenizer
     from itt_xling.features import featurize, data_collator
     enc = encoder(model_name)
@@ -135,28 +129,28 @@ def bench_one(model_name, task_name, steps, batch, reps, grouped, seed=1, profil
     runs = {}  # variant -> list of (real tok/s wall, real tok/s CPU)
     pad, fixed = {}, []
     for r in range(reps):
-        for v in ('a',) + tuple(v for v in 'cb' if v in variants) + (('g',) if grouped else ()):  # (c) next to (a)
+        for v in ('a',) + tuple(v for v in 'cb' if v in variants) + (('r',) if random_batches else ()):  # (c) next to (a)
             if v == 'c': batches, ends = b_a, compute_run(enc, task, b_a, seed)
             else:
                 coll = pad_to_max_collator(task, tok, L) if v == 'b' else data_collator(task, tok)
-                batches, ends, total = trainer_run(enc, task, tok, feats, coll, batch, seed, grouped=v == 'g')
+                batches, ends, total = trainer_run(enc, task, tok, feats, coll, batch, seed, random_batches=v == 'r')
                 if v == 'a': b_a = batches; fixed.append(total - (ends[-1][0] - ends[0][0]))
             real, padded, wall, cpu = steady(batches, ends)
             runs.setdefault(v, []).append((real / wall, real / cpu))
             pad.setdefault(v, []).append(100 * (1 - real / padded))
         print(f"  rep {r + 1}: {model_name}/{task_name} real tok/s wall (CPU): "
-              + ', '.join(f"({v}) {runs[v][-1][0]:.0f} ({runs[v][-1][1]:.0f})" for v in sorted(runs, key='abcg'.index))
+              + ', '.join(f"({v}) {runs[v][-1][0]:.0f} ({runs[v][-1][1]:.0f})" for v in sorted(runs, key='abcr'.index))
               + f"; {load()}", flush=True)
     if profile: profile_trainer(enc, task, tok, feats, batch, seed)
     ratio = lambda x, y, i: median([p[i] / q[i] for p, q in zip(runs[x], runs[y])])
     row = dict(model=model_name, task=task_name, batch=batch, steps=steps, pad_to=L,
                **{'real tok/step': sum(real_tokens(b) for b in b_a) / len(b_a), 'pad % (a)': median(pad['a'])})
-    for v in sorted(runs, key='abcg'.index): row[f'({v}) tok/s'] = median([x[1] for x in runs[v]])
+    for v in sorted(runs, key='abcr'.index): row[f'({v}) tok/s'] = median([x[1] for x in runs[v]])
     if 'b' in runs: row['(a)/(b)'] = ratio('a', 'b', 1)
     if 'c' in runs: row['(c)/(a) time'] = ratio('a', 'c', 1)
     if 'b' in runs: row['(a)/(b) wall'] = ratio('a', 'b', 0)
     if 'c' in runs: row['(c)/(a) wall'] = ratio('a', 'c', 0)
-    if grouped: row.update({'pad % (g)': median(pad['g']), '(g)/(a)': ratio('g', 'a', 1)})
+    if random_batches: row.update({'pad % (r)': median(pad['r']), '(a)/(r)': ratio('a', 'r', 1)})
     row['fixed s (a)'] = median(fixed)
     return row
 
@@ -177,8 +171,8 @@ def padding_rows(task_names, n=2490, batches=(8, 32), seed=1):
             grp = list(LengthGroupedSampler(B, lengths=L.tolist(), generator=torch.Generator().manual_seed(seed)))
             pos = lambda order: sum(int(L[order[i:i + B]].max()) * len(order[i:i + B]) for i in range(0, len(order), B))
             rows.append({'task': name, 'examples': len(L), 'mean tokens': float(L.mean()), 'batch': B,
-                         f'pad-to-max': len(L) * pad_length(task) / L.sum(), 'random batches (a)': pos(rnd) / L.sum(),
-                         'length-grouped (g)': pos(grp) / L.sum()})
+                         f'pad-to-max': len(L) * pad_length(task) / L.sum(), 'random batches (r)': pos(rnd) / L.sum(),
+                         'length-grouped (a)': pos(grp) / L.sum()})
     return rows
 
 
@@ -201,7 +195,7 @@ def main(argv=None):
     p.add_argument('--batch', type=int, default=8, help='examples per step')
     p.add_argument('--reps', type=int, default=2, help='repetitions (medians are reported)')
     p.add_argument('--variants', default='abc', help="which of (b), (c) to run besides (a), e.g. 'ac' to skip pad-to-max")
-    p.add_argument('--grouped', action='store_true', help="also run (g): the trainer with train_sampling_strategy='group_by_length'")
+    p.add_argument('--random', action='store_true', help="also run (r): the trainer with random batches (group_by_length=False)")
     p.add_argument('--padding', action='store_true', help='also print padded positions per real token for batches of 8 and 32')
     p.add_argument('--padding-only', action='store_true', help='only that padding table (no model, seconds)')
     p.add_argument('--profile', action='store_true', help="print a torch.profiler table of (a)'s run")
@@ -219,7 +213,7 @@ def main(argv=None):
         big = m in ('base', 'large')
         for t in (a.base_tasks if big else a.tasks).split(','):
             if not t: continue
-            rows.append(bench_one(m, t, a.base_steps if big else a.steps, a.batch, a.reps, a.grouped, profile=a.profile, variants=a.variants))
+            rows.append(bench_one(m, t, a.base_steps if big else a.steps, a.batch, a.reps, a.random, profile=a.profile, variants=a.variants))
     if rows: print(table(rows))
     if a.padding:
         print('\npositions computed per real token (XLM-R tokenizer, no model; 1.0 = no padding):')

@@ -127,9 +127,9 @@ def clean_partial(d) -> list[str]:
 
 # %% ../nbs/00_core.ipynb #2cbcb2c2
 def progress(items, desc:str, total:int|None=None, unit:str='it', disable:bool=False):
-    "A tqdm progress bar (elapsed<remaining) over `items`."
+    "A tqdm progress bar (elapsed<remaining) over `items`; `TQDM_DISABLE=1` in the environment turns bars off."
     from tqdm.auto import tqdm
-    return tqdm(items, desc=desc, total=total, unit=unit, leave=False, dynamic_ncols=True, disable=disable)
+    return tqdm(items, desc=desc, total=total, unit=unit, leave=False, dynamic_ncols=True, **({'disable': True} if disable else {}))
 
 # %% ../nbs/00_core.ipynb #65d2be45
 def hub_offline() -> bool:

@@ -38,7 +38,7 @@ def test_train_throughput(data_dir, capsys):
     text = run('train_throughput', capsys, '--padding')
     pad = rows(text)  # the last table: positions per real token
     assert {r['task'] for r in pad} == {'tatoeba'}
-    assert all(float(r['pad-to-max']) > float(r['random batches (a)']) >= 1 and float(r['length-grouped (g)']) >= 1 for r in pad)
+    assert all(float(r['pad-to-max']) > float(r['random batches (r)']) >= 1 and float(r['length-grouped (a)']) >= 1 for r in pad)
     out = rows(text.split('positions computed per real token')[0])
     assert [r['task'] for r in out] == ['tatoeba']
     for r in out:
