@@ -91,12 +91,12 @@ def _tokenize(tok, pairs:pd.DataFrame, max_length:int):
 
 def _para_model(encoder:str, seed:int):
     import torch
-    from transformers import AutoModelForSequenceClassification, logging as hf_logging
+    from transformers import AutoModelForSequenceClassification
+    from itt_xling.models import quiet_loading
+    from itt_xling.stages import freeze_embeddings
     torch.manual_seed(seed)
-    v = hf_logging.get_verbosity(); hf_logging.set_verbosity_error()
-    try: model = AutoModelForSequenceClassification.from_pretrained(encoder, num_labels=len(PARA.labels))
-    finally: hf_logging.set_verbosity(v)
-    model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
+    with quiet_loading(): model = AutoModelForSequenceClassification.from_pretrained(encoder, num_labels=len(PARA.labels))
+    freeze_embeddings(model)
     return model
 
 def _para_logits(model, tok, pairs:pd.DataFrame, max_length:int, batch_size:int=64) -> np.ndarray:
@@ -208,13 +208,8 @@ def demo_metric_fn(task, preds, golds, lang=None) -> dict:
     return compute_metrics(DEMO_TASKS.get(task, task), preds, golds, lang)
 
 def _build_report(out:Path, seed:int):
-    import inspect
-    from itt_xling import report, results
-    if 'metric_fn' in inspect.signature(report.build_report).parameters:
-        return report.build_report([out], out, seed=seed, metric_fn=demo_metric_fn)
-    from unittest import mock  # older build_report: route its default metric function to the demo's
-    with mock.patch.object(results, 'default_metric_fn', lambda: demo_metric_fn):
-        return report.build_report([out], out, seed=seed)
+    from itt_xling.report import build_report
+    return build_report([out], out, seed=seed, metric_fn=demo_metric_fn)
 
 def write_demo_report(out, # a demo folder whose stages are finished (holds results.csv)
                       seed:int=0, # bootstrap seed
