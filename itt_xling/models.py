@@ -18,17 +18,17 @@ from peft.tuners.lora import LoraLayer
 from .core import ITTError, atomic_dir, write_json, hub_error
 from .tasks import get_task
 from .encoders import resolve_encoder
+from .settings import LoraSpec, from_dict
 
 # %% auto #0
-__all__ = ['AUTO_MODELS', 'STRATEGIES', 'quiet_loading', 'load_tokenizer', 'build_model', 'head_modules', 'train_steps',
-           'mean_loss', 'predict', 'encoder_state', 'transfer_encoder', 'LoraSpec', 'lora_state', 'apply_lora',
-           'adapter_weights', 'merge_lora', 'save_model', 'load_model']
+__all__ = ['AUTO_MODELS', 'quiet_loading', 'load_tokenizer', 'build_model', 'unwrap', 'head_modules', 'train_steps', 'mean_loss',
+           'predict', 'encoder_state', 'transfer_encoder', 'lora_config', 'lora_state', 'apply_lora', 'adapter_weights',
+           'merge_lora', 'save_model', 'load_model']
 
 # %% ../nbs/20_models.ipynb #80b8fcbf
 AUTO_MODELS = dict(classification=AutoModelForSequenceClassification, tagging=AutoModelForTokenClassification,
                    span_qa=AutoModelForQuestionAnswering, multiple_choice=AutoModelForMultipleChoice, retrieval=AutoModel)
 
-def _task(task): return get_task(task) if isinstance(task, str) else task
 
 @contextlib.contextmanager
 def _peft_quiet():
@@ -65,7 +65,7 @@ def build_model(encoder, # alias ('tiny-xlmr', 'me5-small'), hub id or local fol
                 **kw, # passed to `from_pretrained`
                ) -> torch.nn.Module:
     "A transformers model with the head of `task`'s kind on `encoder`, labels wired into its config."
-    task = _task(task)
+    task = get_task(task)
     if task.kind in ('classification', 'tagging'):
         if not task.labels: raise ITTError(f"task {task.name!r} has no label list: pass num_labels= and id2label= to build_model")
         kw = dict(num_labels=len(task.labels), id2label=dict(enumerate(task.labels)),
@@ -76,9 +76,13 @@ def build_model(encoder, # alias ('tiny-xlmr', 'me5-small'), hub id or local fol
     return apply_lora(model, lora, task.name) if lora else model
 
 # %% ../nbs/20_models.ipynb #f167a4c7
+def unwrap(model):
+    "The plain transformers model under a peft wrapper (the model itself when it has none)."
+    return model.get_base_model() if isinstance(model, PeftModel) else model
+
 def head_modules(model) -> list[str]:
     "Names of the top-level modules with parameters outside the encoder (the task head)."
-    model = model.get_base_model() if isinstance(model, PeftModel) else model
+    model = unwrap(model)
     if model.base_model is model: return []   # a bare encoder (retrieval) has no head
     return [n for n, m in model.named_children() if n != model.base_model_prefix and any(True for _ in m.parameters())]
 
@@ -150,7 +154,7 @@ def _lora_deltas(module) -> dict:
 
 def encoder_state(model, merge_lora:bool=True) -> dict:
     "The encoder's weights under plain transformers names; active LoRA adapters merged in, or left out."
-    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    base = unwrap(model)
     enc = base.base_model
     sd = {_plain_name(k): v.detach() for k, v in enc.state_dict().items() if 'lora_' not in k and '.modules_to_save.' not in k}
     if merge_lora:
@@ -171,7 +175,7 @@ def transfer_encoder(src, # the previous stage's model (plain or peft)
         head = head_modules(dst)
         if reinit_head:
             for n in head: getattr(dst, n).apply(dst._init_weights)
-    srcm = src.get_base_model() if isinstance(src, PeftModel) else src
+    srcm = unwrap(src)
     return dict(src=type(srcm).__name__, dst=type(dst).__name__, tensors=len(copy_keys),
                 params=int(sum(sd[k].numel() for k in copy_keys)),
                 merged_lora=sorted(_lora_deltas(srcm.base_model)) if merge_lora else [],
@@ -180,27 +184,10 @@ def transfer_encoder(src, # the previous stage's model (plain or peft)
                 head=head, head_reinitialised=reinit_head)
 
 # %% ../nbs/20_models.ipynb #2a198fb5
-STRATEGIES = ('stack', 'merge', 'continue')
-
-@dataclass(frozen=True)
-class LoraSpec:
-    "The LoRA settings of one stage and what to do with the previous stage's adapter."
-    r:int = 8 # rank
-    alpha:int = 16 # scaling numerator (`lora_alpha`)
-    dropout:float = 0.1 # dropout on the adapter's input
-    target_modules:tuple = ('query', 'value') # module names that get adapters
-    strategy:str = 'stack' # 'stack', 'merge' or 'continue'
-
-    def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ITTError(f"lora strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
-        if self.r < 1: raise ITTError(f"lora r={self.r} must be a positive integer")
-        object.__setattr__(self, 'target_modules', tuple(self.target_modules))
-
-    def config(self, modules_to_save=None) -> LoraConfig:
-        "peft's `LoraConfig` for these settings."
-        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=list(self.target_modules),
-                          modules_to_save=list(modules_to_save) if modules_to_save else None)
+def lora_config(spec:LoraSpec, modules_to_save=None) -> LoraConfig:
+    "peft's `LoraConfig` for the stage's LoRA settings (`settings.LoraSpec`)."
+    return LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=list(spec.target_modules),
+                      modules_to_save=list(modules_to_save) if modules_to_save else None)
 
 def _trainable_head(model) -> list[str]:
     head = head_modules(model)
@@ -241,7 +228,7 @@ def apply_lora(model, # a plain transformers model with the new task's head
                previous=None, # the previous stage's model, if any
               ) -> PeftModel:
     "Wrap `model` with a LoRA adapter `name`, carrying the encoder and adapters of `previous` as `spec.strategy` says."
-    spec = spec if isinstance(spec, LoraSpec) else LoraSpec(**spec)
+    spec = spec if isinstance(spec, LoraSpec) else from_dict(LoraSpec, spec, 'lora')
     if isinstance(model, PeftModel): raise TypeError("apply_lora takes a plain model; build a fresh one for each stage")
     head = _trainable_head(model)
     prev = lora_state(previous) if previous is not None else dict(trainable=None, frozen=[])
@@ -250,14 +237,14 @@ def apply_lora(model, # a plain transformers model with the new task's head
         raise ITTError(f"adapter name {name!r} is already used by an earlier stage; give each stage its own name")
     if previous is not None: transfer_encoder(previous, model, merge_lora=spec.strategy == 'merge' or prev['trainable'] is None)
     if prev['trainable'] is None or spec.strategy == 'merge':
-        with _peft_quiet(): peft = get_peft_model(model, spec.config(head), adapter_name=name)
+        with _peft_quiet(): peft = get_peft_model(model, lora_config(spec, head), adapter_name=name)
         return _activate(peft, dict(trainable=name, frozen=[], strategy=spec.strategy))
     if spec.strategy == 'continue':
         old = previous.peft_config[prev['trainable']]
         cfg = dataclasses.replace(copy.deepcopy(old), modules_to_save=list(head))
         frozen = prev['frozen']
     else:
-        cfg, frozen = spec.config(head), prev['frozen'] + [prev['trainable']]
+        cfg, frozen = lora_config(spec, head), prev['frozen'] + [prev['trainable']]
     with _peft_quiet(): peft = get_peft_model(model, cfg, adapter_name=name)
     for a in frozen:
         peft.add_adapter(a, dataclasses.replace(copy.deepcopy(previous.peft_config[a]), modules_to_save=None))
@@ -285,7 +272,7 @@ def save_model(model, path, tokenizer=None) -> Path:
     "Save a plain or LoRA model (and its tokenizer) to folder `path`, atomically."
     path = Path(path)
     with atomic_dir(path) as tmp, quiet_loading():
-        info = dict(task=getattr((model.get_base_model() if isinstance(model, PeftModel) else model).config, 'itt_task', None), lora=None)
+        info = dict(task=getattr((unwrap(model)).config, 'itt_task', None), lora=None)
         if isinstance(model, PeftModel):
             model.get_base_model().config.save_pretrained(tmp)
             save_file(_plain_state(model), str(tmp/'model.safetensors'), metadata={'format': 'pt'})
