@@ -86,7 +86,7 @@ def shaped_model(shape: str) -> str:
     import torch
     from transformers import XLMRobertaConfig, XLMRobertaModel
     from itt_xling.core import cache_dir, atomic_dir
-    from itt_xling.encoders import me5_tokenizer
+    from itt_xling.me5 import me5_tokenizer
     out = cache_dir('bench') / f'xlmr-{shape}-random-s0'
     if (out / 'config.json').is_file() and (out / 'model.safetensors').is_file(): return str(out)
     tok = me5_tokenizer()

@@ -4,12 +4,12 @@
 
 # %% ../nbs/00_core.ipynb #73f5ecf7
 from __future__ import annotations
-import os, json, errno, difflib, tempfile, shutil, contextlib
+import os, sys, json, errno, difflib, secrets, shutil, contextlib
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DATA_ENV', 'ITTError', 'did_you_mean', 'find_data_dir', 'cache_dir', 'atomic_write', 'write_text', 'write_json',
-           'atomic_dir', 'clean_partial', 'progress', 'hub_offline', 'hub_error']
+__all__ = ['DATA_ENV', 'DATA_DIR_HELP', 'ITTError', 'did_you_mean', 'find_data_dir', 'cache_dir', 'atomic_write', 'write_text',
+           'write_json', 'atomic_dir', 'clean_partial', 'flat', 'progress', 'hub_offline', 'hub_error']
 
 # %% ../nbs/00_core.ipynb #10827d7d
 class ITTError(Exception):
@@ -23,6 +23,8 @@ def did_you_mean(name:str, options, n:int=3) -> str:
 
 # %% ../nbs/00_core.ipynb #61193a9e
 DATA_ENV = 'ITT_XLING_DATA'
+DATA_DIR_HELP = ('folder with local copies of the data files (default: $ITT_XLING_DATA, else a shared/data folder '
+                 'beside the working folder or one of its parents, else the Hugging Face hub)')
 
 def find_data_dir(path=None) -> Path|None:
     "The local data folder: `path` if given, else `$ITT_XLING_DATA`, else a `shared/data` beside the working directory or one of its parents."
@@ -46,22 +48,30 @@ def cache_dir(*parts) -> Path:
     return p
 
 # %% ../nbs/00_core.ipynb #494eb4b8
-_UMASK = os.umask(0); os.umask(_UMASK)   # mkstemp/mkdtemp make private files; written results follow the umask
+_NEW_FILE = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0)
+
+def _temp_beside(path:Path, create):
+    "A new hidden `.NAME.XXXXXXXX.tmp` beside `path`, made by `create(tmp)` (which fails if it exists); returns `(tmp, create's result)`."
+    for _ in range(100):
+        tmp = path.with_name(f'.{path.name}.{secrets.token_hex(4)}.tmp')
+        try: return tmp, create(tmp)
+        except FileExistsError: continue
+    raise FileExistsError(errno.EEXIST, 'no free temporary name', str(path))
 
 def _disk_full(err:OSError, path) -> ITTError|None:
     "The user error for a full disk (or quota) while writing `path`, else None."
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         return ITTError(f"no space left on the disk while writing {path}: free some space or write elsewhere (--out); the previous version is unchanged")
 
+# %% ../nbs/00_core.ipynb #4824aa86
 @contextlib.contextmanager
 def atomic_write(path, mode:str='w', encoding:str|None='utf-8'):
     "Open a temporary file beside `path`; on success it replaces `path` atomically, on error it is removed."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    tmp, fd = _temp_beside(path, lambda p: os.open(p, _NEW_FILE, 0o666))
     try:
         with os.fdopen(fd, mode, encoding=None if 'b' in mode else encoding) as f:
-            os.fchmod(f.fileno(), 0o666 & ~_UMASK)
             yield f
             f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -81,13 +91,27 @@ def write_json(path, obj, indent:int=2):
 
 # %% ../nbs/00_core.ipynb #f9532a5b
 def _exchange(a, b):
-    "Swap two paths in one step (Linux `renameat2(RENAME_EXCHANGE)`); OSError where unsupported."
+    "Swap the paths `a` and `b` in one step (Linux `renameat2(RENAME_EXCHANGE)`); OSError where unsupported."
+    if sys.platform != 'linux': raise OSError(errno.ENOSYS, 'renameat2 is Linux-only')
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
-    if not hasattr(libc, 'renameat2'): raise OSError(errno.ENOSYS, 'renameat2')
+    if not hasattr(libc, 'renameat2'): raise OSError(errno.ENOSYS, 'renameat2')   # glibc < 2.28
     if libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2) != 0:   # AT_FDCWD, RENAME_EXCHANGE
         raise OSError(ctypes.get_errno(), 'renameat2')
 
+def _swap_in(tmp:Path, path:Path):
+    "Move the finished folder `tmp` to `path`; an existing `path` is exchanged in one step, or else moved aside to `.NAME.old` first."
+    if not path.exists(): return os.replace(tmp, path)
+    try: return _exchange(tmp, path)          # `tmp` now holds the old version; the caller removes it
+    except OSError: pass
+    old = path.with_name(f'.{path.name}.old')
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(path, old)
+    try: os.replace(tmp, path)
+    except BaseException: os.replace(old, path); raise
+    shutil.rmtree(old, ignore_errors=True)
+
+# %% ../nbs/00_core.ipynb #e15d40a5
 @contextlib.contextmanager
 def atomic_dir(path):
     "Yield a temporary folder beside `path`; on success it becomes `path` (replacing an old one), on error it is removed."
@@ -95,16 +119,11 @@ def atomic_dir(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     old = path.with_name(f'.{path.name}.old')
     if not path.exists() and old.is_dir(): os.replace(old, path)   # a swap cut short by a crash: restore the old version
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'))
-    os.chmod(tmp, 0o777 & ~_UMASK)
+    tmp, _ = _temp_beside(path, lambda p: os.mkdir(p, 0o777))
     try:
         yield tmp
-        if path.exists():
-            try: _exchange(tmp, path); shutil.rmtree(tmp, ignore_errors=True)
-            except OSError:
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(path, old); os.replace(tmp, path); shutil.rmtree(old, ignore_errors=True)
-        else: os.replace(tmp, path)
+        _swap_in(tmp, path)
+        shutil.rmtree(tmp, ignore_errors=True)   # the old version after an exchange; nothing after a rename
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, OSError) and (full := _disk_full(e, path)): raise full from None
@@ -124,6 +143,16 @@ def clean_partial(d) -> list[str]:
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
         gone.append(str(p.relative_to(d)))
     return gone
+
+# %% ../nbs/00_core.ipynb #11fd9cb0
+def flat(d:dict|None, pre:str='', join:str|None=None) -> dict:
+    "`d` with nested dicts spelt as dotted keys (`{'a': {'b': 1}}` → `{'a.b': 1}`); `join` joins list and tuple values into one string."
+    out = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, dict) and v: out.update(flat(v, f'{pre}{k}.', join))
+        elif join is not None and isinstance(v, (list, tuple)): out[f'{pre}{k}'] = join.join(map(str, v))
+        else: out[f'{pre}{k}'] = v
+    return out
 
 # %% ../nbs/00_core.ipynb #2cbcb2c2
 def progress(items, desc:str, total:int|None=None, unit:str='it', disable:bool=False):

@@ -26,10 +26,6 @@ MODEL_INPUTS = ('input_ids', 'attention_mask', 'token_type_ids', 'labels', 'star
 COPA_QUESTIONS = {'cause': 'What was the cause?', 'effect': 'What happened as a result?'}
 FEATURES_VERSION = 1  # bump when a featurizer changes, so cached features are rebuilt
 
-def _task(task):
-    "A `TaskSpec` from a spec or a task name."
-    return get_task(task) if isinstance(task, str) else task
-
 def tokenizer_fingerprint(tokenizer) -> str:
     "A hash of everything in `tokenizer` that changes its output (fast: the serialized backend, not a pickle)."
     backend = getattr(tokenizer, 'backend_tokenizer', None)
@@ -142,7 +138,7 @@ def featurize(task, # a `TaskSpec` or task name
               cache=True, # True: the package cache; a folder: there; False: in memory only
              ) -> datasets.Dataset:
     "Tokenize `ds` for `task`'s kind into model inputs plus a `length` column, cached by fingerprint."
-    task = _task(task)
+    task = get_task(task)
     if task.kind not in FEATURIZERS:
         raise ITTError(f"task {task.name!r} is of kind {task.kind!r}, which featurize does not handle; "
                        f"retrieval tasks are encoded with itt_xling.retrieval.encode_sentences")
@@ -173,7 +169,7 @@ def data_collator(task, # a `TaskSpec` or task name
                   pad_to_multiple_of:int|None=None, # e.g. 8 for tensor cores
                  ) -> ModelInputs:
     "A collator that pads each batch dynamically for `task`'s kind."
-    kind = _task(task).kind
+    kind = get_task(task).kind
     if kind == 'tagging': c = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
     elif kind == 'multiple_choice': c = DataCollatorForMultipleChoice(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
     else: c = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
@@ -206,6 +202,7 @@ def postprocess_tagging(task, ds, feats, raw_preds, default_tag=None):
         out.append(tags)
     return out
 
+# %% ../nbs/12_features.ipynb #73d4fafa
 def _allows_null(task):
     return 'v2' in task.name or 'v2' in str(getattr(task, 'metric', ''))
 
@@ -233,6 +230,7 @@ def postprocess_span_qa(task, ds, feats, raw_preds, n_best=20, max_answer_length
         else: preds.append(ex['context'][best[1]:best[2]])
     return preds
 
+# %% ../nbs/12_features.ipynb #b4039391
 def postprocess(task, # a `TaskSpec` or task name
                 ds:datasets.Dataset, # the examples, in canonical columns
                 feats:datasets.Dataset, # `featurize(task, ds, ...)`
@@ -240,7 +238,7 @@ def postprocess(task, # a `TaskSpec` or task name
                 **kw, # n_best, max_answer_length, null_answer (span QA); default_tag (tagging)
                ) -> list:
     "One prediction per example of `ds` in its gold column's space: class / tags / answer text / choice."
-    task = _task(task)
+    task = get_task(task)
     if task.kind in ('classification', 'multiple_choice'):
         return [int(np.argmax(r)) for r in _rows(raw_preds)]
     if task.kind == 'tagging': return postprocess_tagging(task, ds, feats, raw_preds, **kw)

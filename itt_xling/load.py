@@ -7,8 +7,8 @@ from __future__ import annotations
 import os, re, io, csv, json, glob, argparse
 from pathlib import Path
 import itt_xling
-from .core import ITTError, did_you_mean, find_data_dir, hub_offline, hub_error
-from .tasks import TASKS, LANGS, SPLITS, BENCHMARKS, TaskSpec, get_task, task_langs
+from .core import ITTError, did_you_mean, find_data_dir, hub_offline, hub_error, DATA_DIR_HELP
+from .tasks import TASKS, LANGS, SPLITS, BENCHMARKS, TaskSpec, get_task, fill_pattern
 
 # %% auto #0
 __all__ = ['READERS', 'FIXTURES', 'read_xtreme_tsv', 'read_glue_tsv', 'read_nli_jsonl', 'read_conllu', 'read_panx',
@@ -55,6 +55,7 @@ def _label(task:TaskSpec, value, src:_Src, line, names:dict|None=None) -> int:
     except (TypeError, ValueError): pass
     raise src.err(line, f"label {value!r} is not in the label set of {task.name} ({', '.join(task.labels)}); fix the file or pick the right task")
 
+# %% ../nbs/11_load.ipynb #9c114876
 def _split(text:str) -> list:
     "Lines split on newlines only (`str.splitlines` also breaks on separators such as U+001E that occur inside sentences)."
     ls = [l[:-1] if l.endswith('\r') else l for l in text.split('\n')]
@@ -243,6 +244,7 @@ def _cosmos(task, src, i, r, n):
     return _mc(task, src, i, r.get('id', n), _get(r, 'context', src, i), _get(r, 'question', src, i),
                [_get(r, f'answer{k}', src, i) for k in range(4)], _get(r, 'label', src, i))
 
+# %% ../nbs/11_load.ipynb #66d6dc46
 _MC = {'copa_jsonl': _copa, 'siqa_jsonl': _siqa, 'csqa_jsonl': _csqa, 'hellaswag_jsonl': _hellaswag, 'cosmos_csv': _cosmos}
 
 def read_mc(src:_Src, task:TaskSpec, lang:str) -> list:
@@ -331,20 +333,16 @@ READERS = {'xtreme_tsv': read_xtreme_tsv, 'glue_tsv': read_glue_tsv, 'nli_jsonl'
 
 FIXTURES = Path(itt_xling.__file__).parent/'fixtures'
 
-def _fill(pat:str, lang:str) -> str:
-    l = LANGS.get(lang)
-    return pat.format(lang=lang, laser=l.laser if l else lang, udpos=(l.udpos or lang) if l else lang)
-
 def file_patterns(task, split:str, lang:str='en') -> list:
     "The file names (relative to the data folder) `task` reads for `split` and `lang`."
-    return [_fill(p, lang) for pats in get_task(task).files.get(split, ()) for p in pats.split('|')]
+    return [fill_pattern(p, lang) for pats in get_task(task).files.get(split, ()) for p in pats.split('|')]
 
 def local_files(task, split:str, lang:str, data_dir) -> list:
     "The existing files under `data_dir` for `task`, `split`, `lang` (all glob matches; the first existing `a|b` alternative)."
     t, root, out = get_task(task), Path(data_dir), []
     for pats in t.files.get(split, ()):
         for p in pats.split('|'):
-            hits = sorted(Path(h) for h in glob.glob(str(root/_fill(p, lang))))
+            hits = sorted(Path(h) for h in glob.glob(str(root/fill_pattern(p, lang))))
             if hits: out += hits; break
     return out
 
@@ -371,6 +369,7 @@ def read_local(task, split:str, lang:str, data_dir) -> list:
                        f"(only a header or blank lines); re-download it or choose another split")
     return rows
 
+# %% ../nbs/11_load.ipynb #f087bdbc
 def load_split(task, # task name or `TaskSpec`
                split:str, # 'train', 'validation' or 'test'
                lang:str='en', # ISO 639-1 code
@@ -490,6 +489,7 @@ def registry_table() -> str:
     rows = [(t.name, t.kind, t.role, t.metric, len(t.langs), t.hub[0][0] if t.hub else '(local files only)') for t in TASKS.values()]
     return _table(rows, ['task', 'kind', 'role', 'metric', '#langs', 'hub id'])
 
+# %% ../nbs/11_load.ipynb #0e07654d
 def task_card(task) -> str:
     "Everything the registry knows about one task, as text."
     t = get_task(task)
@@ -510,6 +510,7 @@ def task_card(task) -> str:
     out += [f'    {s}: {" ; ".join(p)}' for s, p in t.files.items()]
     return '\n'.join(out)
 
+# %% ../nbs/11_load.ipynb #b252551e
 def data_report(data_dir, tasks=None) -> str:
     "Per task, language and split: the local files found under `data_dir` and how many examples they hold."
     root, rows = Path(data_dir), []
@@ -529,11 +530,12 @@ def data_report(data_dir, tasks=None) -> str:
         if not found: rows.append((t.name, '-', '-', '0', f'none; looked for {", ".join(file_patterns(t, t.eval_split if t.eval_split in t.files else next(iter(t.files), "test"), t.langs[0])) or "(no local format)"}'))
     return _table(rows, ['task', 'lang', 'split', 'examples', 'files'])
 
+# %% ../nbs/11_load.ipynb #26e938b2
 def cli_tasks(argv:list|None=None) -> int:
     "`itt-xling tasks [TASK] [--data-dir DIR]`: the task registry, one task in full, or the local files and their sizes."
     p = argparse.ArgumentParser(prog='itt-xling tasks', description='List the task registry; with TASK, one task in full; with --data-dir, the local files and example counts.')
     p.add_argument('task', nargs='?', help='a task name (e.g. xnli) to show in full')
-    p.add_argument('--data-dir', help='folder with the original files (e.g. ../shared/data)')
+    p.add_argument('--data-dir', help=DATA_DIR_HELP)
     a = p.parse_args(argv or [])
     if a.task: get_task(a.task)
     if a.data_dir:

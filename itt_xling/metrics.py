@@ -169,12 +169,9 @@ METRICS = {
     'map@20': lambda p, g, lang: map_at_k(p, g, 20),
 }
 
-def _task(task):
-    return get_task(task) if isinstance(task, str) else task
-
 def metric_name(task) -> str:
     "The key of `METRICS` that scores `task` (a name or a `TaskSpec`)."
-    t = _task(task)
+    t = get_task(task)
     m = getattr(t, 'metric', None)
     if t.kind == 'span_qa': return 'mlqa' if t.name == 'mlqa' else 'squad'
     if t.kind == 'tagging': return 'token_accuracy' if m == 'accuracy' else 'seqeval'
@@ -184,6 +181,7 @@ def metric_name(task) -> str:
         if m == 'f1': return 'bucc_f1'
     raise ITTError(f"task {t.name!r}: no metric for kind={t.kind!r}, metric={m!r}; the registry should use accuracy, f1 or map@20")
 
+# %% ../nbs/40_metrics.ipynb #58dc1d64
 def _plain_tags(t) -> bool:
     labels = tuple(getattr(t, 'labels', ()) or ())
     return bool(labels) and not any(l[:2] in ('B-', 'I-', 'E-', 'S-') for l in labels)
@@ -194,7 +192,7 @@ def compute_metrics(task, # task name or `TaskSpec`
                     lang:str|None=None, # language (required for mlqa)
                    ) -> dict[str, float]:
     "Scores of `preds` against `golds` for `task`, as the XTREME scorer computes them (0-100; primary metric first)."
-    t = _task(task)
+    t = get_task(task)
     m = metric_name(t)
     if m == 'mlqa' and lang is None: raise ITTError("mlqa needs the answer language: pass lang='de' (or en es hi vi ar zh)")
     out = METRICS[m](list(preds), list(golds), lang)
@@ -216,6 +214,7 @@ def _task_score(metrics:tuple, d):
     if not set(metrics) <= set(per.index): return None
     return sum(per[m] for m in metrics) / len(metrics)
 
+# %% ../nbs/40_metrics.ipynb #a9c3e71f
 AGG_BY = ('run', 'model', 'seed', 'intermediate', 'lora', 'split')
 
 def aggregate(rows, # tidy rows: DataFrame or list of dicts with task|target, lang, metric, value

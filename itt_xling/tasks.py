@@ -9,7 +9,8 @@ from typing import NamedTuple
 from .core import ITTError, did_you_mean
 
 # %% auto #0
-__all__ = ['BENCHMARKS', 'LANGS', 'KINDS', 'SPLITS', 'NLI', 'UPOS', 'NER', 'TASKS', 'Lang', 'TaskSpec', 'get_task', 'task_langs']
+__all__ = ['BENCHMARKS', 'LANGS', 'KINDS', 'SPLITS', 'NLI', 'UPOS', 'NER', 'TASKS', 'Lang', 'fill_pattern', 'TaskSpec',
+           'get_task', 'task_langs']
 
 # %% ../nbs/10_tasks.ipynb #c1a9b869
 def _l(s:str) -> tuple: return tuple(s.split(','))
@@ -37,6 +38,8 @@ _XTREME_R_LANGS = {
     'mewslix': _l('ar,de,en,es,fa,ja,pl,ro,ta,tr,uk'),
     'lareqa':  _l('ar,de,el,en,es,hi,ru,th,tr,vi,zh'),
 }
+
+# %% ../nbs/10_tasks.ipynb #c187b625
 _QA = ('exact_match', 'f1')
 
 BENCHMARKS = {
@@ -65,7 +68,8 @@ class Lang(NamedTuple):
 def _lang(code, name, laser, ud='', udpos=None, uriel=None):
     return Lang(code, name, laser, tuple(f'UD_{t}' for t in ud.split()), udpos, uriel or laser)
 
-LANGS = {l.code: l for l in [
+# %% ../nbs/10_tasks.ipynb #456a0bb5
+_LANGS_A_TO_KA = [
     _lang('af', 'Afrikaans', 'afr', 'Afrikaans-AfriBooms', 'Afrikaans'),
     _lang('ar', 'Arabic', 'ara', 'Arabic-PADT Arabic-PUD', 'Arabic', 'arb'),
     _lang('az', 'Azerbaijani', 'aze', uriel='azj'),
@@ -90,6 +94,10 @@ LANGS = {l.code: l for l in [
     _lang('ja', 'Japanese', 'jpn', 'Japanese-GSD Japanese-Modern Japanese-PUD', 'Japanese'),
     _lang('jv', 'Javanese', 'jav'),
     _lang('ka', 'Georgian', 'kat'),
+]
+
+# %% ../nbs/10_tasks.ipynb #0c3cc4ff
+LANGS = {l.code: l for l in _LANGS_A_TO_KA + [
     _lang('kk', 'Kazakh', 'kaz', 'Kazakh-KTB', 'Kazakh'),
     _lang('ko', 'Korean', 'kor', 'Korean-GSD Korean-Kaist Korean-PUD', 'Korean'),
     _lang('lt', 'Lithuanian', 'lit', 'Lithuanian-ALKSNIS Lithuanian-HSE'),
@@ -118,10 +126,17 @@ LANGS = {l.code: l for l in [
     _lang('zh', 'Chinese', 'cmn', 'Chinese-GSD Chinese-CFL Chinese-HK Chinese-PUD', 'Chinese'),
 ]}
 
-# %% ../nbs/10_tasks.ipynb #db14cb22
+# %% ../nbs/10_tasks.ipynb #1509235b
+def fill_pattern(pattern:str, lang:str) -> str:
+    "`pattern` with `{lang}`, `{laser}` and `{udpos}` filled for `lang` (a code outside `LANGS` fills all three)."
+    l = LANGS.get(lang)
+    return pattern.format(lang=lang, laser=l.laser if l else lang, udpos=(l.udpos or lang) if l else lang)
+
+# %% ../nbs/10_tasks.ipynb #5085c97b
 KINDS = ('classification', 'tagging', 'span_qa', 'multiple_choice', 'retrieval')
 SPLITS = ('train', 'validation', 'test')
 
+# %% ../nbs/10_tasks.ipynb #db14cb22
 @dataclass(frozen=True)
 class TaskSpec:
     "Everything about one task: what it is, how it is scored, which languages it has and where its data lives."
@@ -144,11 +159,7 @@ class TaskSpec:
     @property
     def langs(self) -> tuple:
         "All languages of the task over both benchmarks (English only for intermediate tasks)."
-        out = []
-        for b in ('xtreme', 'xtreme-r'):
-            for l in BENCHMARKS[b]['langs'].get(self.name, ()):
-                if l not in out: out.append(l)
-        return tuple(out) or ('en',)
+        return tuple(dict.fromkeys(l for b in ('xtreme', 'xtreme-r') for l in BENCHMARKS[b]['langs'].get(self.name, ()))) or ('en',)
 
     @property
     def benchmarks(self) -> dict:
@@ -163,9 +174,7 @@ class TaskSpec:
     def hub_source(self, lang:str='en'):
         "The `(dataset id, config)` that holds `lang`, or None."
         for hid, cfg, langs in self.hub:
-            if langs is None or lang in langs:
-                l = LANGS.get(lang)
-                return hid, (cfg.format(lang=lang, laser=l.laser if l else lang, udpos=l.udpos if l else lang) if cfg else None)
+            if langs is None or lang in langs: return hid, (fill_pattern(cfg, lang) if cfg else None)
         return None
 
 # %% ../nbs/10_tasks.ipynb #4dee43d6
@@ -182,7 +191,8 @@ def _T(name, kind, role, metric, **kw): return TaskSpec(name, kind, role, metric
 _XTREME_UDPOS = _XTREME_LANGS['udpos']
 _XTREME_PANX = _XTREME_LANGS['panx']
 
-TASKS = {t.name: t for t in [
+# %% ../nbs/10_tasks.ipynb #f68ff23b
+_INTERMEDIATE_CLASSIFICATION = [
     # ---- intermediate tasks (English) ----
     _T('anli_plus', 'classification', 'intermediate', 'accuracy', description='SNLI + MNLI + ANLI R1-R3 with one shared NLI head',
        labels=NLI, pair=True, parts=('snli', 'mnli', 'anli'), fmt='mixture'),
@@ -203,6 +213,10 @@ TASKS = {t.name: t for t in [
        files={'train': ('glue_sst2/train_full.tsv|glue_sst2/train.tsv',), 'validation': ('glue_sst2/dev.tsv',), 'test': ('glue_sst2/test-labeled.tsv',)}),
     _T('rte', 'classification', 'intermediate', 'accuracy', description='Recognizing Textual Entailment (GLUE)', labels=('entailment', 'not_entailment'), pair=True,
        hub=((_GLUE, 'rte', None),), hub_splits=_TV, fmt='glue_tsv', files={'train': ('glue_rte/train.tsv',), 'validation': ('glue_rte/dev.tsv',)}),
+]
+
+# %% ../nbs/10_tasks.ipynb #ee0dcf77
+_INTERMEDIATE = _INTERMEDIATE_CLASSIFICATION + [
     _T('squad_v1', 'span_qa', 'intermediate', 'f1', description='SQuAD v1.1',
        hub=(('rajpurkar/squad', None, None),), hub_splits=_TV, fmt='squad_json',
        files={'train': ('squad/train-v1.1.json',), 'validation': ('squad/dev-v1.1.json',)}),
@@ -228,6 +242,10 @@ TASKS = {t.name: t for t in [
     _T('copa', 'multiple_choice', 'intermediate', 'accuracy', description='Choice of Plausible Alternatives (English COPA)', n_choices=2,
        hub=(('aps/super_glue', 'copa', None),), hub_splits=_TV, fmt='copa_jsonl',
        files={'train': ('copa_en/train-en.jsonl',), 'validation': ('copa_en/val-en.jsonl',)}),
+]
+
+# %% ../nbs/10_tasks.ipynb #69f561f7
+_TARGETS = [
     # ---- targets (XTREME / XTREME-R) ----
     _T('xnli', 'classification', 'target', 'accuracy', description='Cross-lingual NLI', labels=NLI, pair=True, train_source='mnli', eval_split='test',
        hub=(('facebook/xnli', '{lang}', None),), hub_splits=_TVT, fmt='xtreme_tsv',
@@ -264,7 +282,9 @@ TASKS = {t.name: t for t in [
        fmt='xquad_r', files={'validation': ('lareqa/xquad-r/{lang}.json',)}),
     _T('mewslix', 'retrieval', 'target', 'map@20', description='Mewsli-X: link a news mention to its Wikipedia entity description', eval_split='test',
        fmt='mewslix', files={'validation': ('mewslix/wikinews_mentions-dev.jsonl',), 'test': ('mewslix/wikinews_mentions-test.jsonl',)}),
-]}
+]
+
+TASKS = {t.name: t for t in _INTERMEDIATE + _TARGETS}
 
 # %% ../nbs/10_tasks.ipynb #0902216b
 def get_task(name) -> TaskSpec:

@@ -4,7 +4,7 @@ import pytest
 from itt_xling.core import ITTError
 from itt_xling.metrics import (accuracy, seqeval_f1, token_accuracy, squad_normalize, squad_em_f1, mlqa_normalize,
                                mlqa_em_f1, bucc_f1, average_precision_at_k, map_at_k, compute_metrics, metric_name, aggregate)
-from itt_xling.tasks import BENCHMARKS
+from itt_xling.tasks import BENCHMARKS, TASKS, TaskSpec
 
 
 def test_accuracy_compares_stripped_strings():
@@ -94,6 +94,28 @@ def test_metric_dispatch_follows_kind_and_registry():
     assert {t: metric_name(t) for t in ['xnli', 'xcopa', 'udpos', 'ccg', 'xquad', 'mlqa', 'tydiqa', 'bucc2018', 'tatoeba', 'lareqa']} == {
         'xnli': 'accuracy', 'xcopa': 'accuracy', 'udpos': 'seqeval', 'ccg': 'token_accuracy', 'xquad': 'squad', 'mlqa': 'mlqa',
         'tydiqa': 'squad', 'bucc2018': 'bucc_f1', 'tatoeba': 'accuracy', 'lareqa': 'map@20'}
+
+
+@pytest.mark.parametrize('task, preds, golds, want', [
+    ('xcopa', [1, 0], [1, 1], {'accuracy': 50.0}),
+    ('pawsx', [1, 0], [1, 0], {'accuracy': 100.0}),
+    ('bucc2018', [('de-1', 'en-1')], [('de-1', 'en-1')], {'f1': 100.0, 'precision': 100.0, 'recall': 100.0}),
+    ('lareqa', [['s1', 's2']], [['s2']], {'map@20': 50.0}),
+    ('tatoeba', ['3', '4'], ['3', '5'], {'accuracy': 50.0}),
+    ('xquad', ['den Vertrag'], [['Vertrag']], {'f1': 2 / 3 * 100, 'exact_match': 0.0}),   # SQuAD rules keep German articles
+    ('panx', [['B-PER', 'O']], [['B-PER', 'O']], {'f1': 100.0, 'precision': 100.0, 'recall': 100.0}),
+])
+def test_compute_metrics_per_kind(task, preds, golds, want):
+    got = compute_metrics(task, preds, golds)
+    assert list(got) == list(want) and all(math.isclose(got[k], v) for k, v in want.items())
+
+
+def test_a_spec_scores_like_its_name():
+    "compute_metrics and metric_name take a TaskSpec as well as a name (also one outside the registry)."
+    assert compute_metrics(TASKS['xnli'], [0, 1], [0, 0]) == compute_metrics('xnli', [0, 1], [0, 0])
+    toy = TaskSpec('toy_pos', 'tagging', 'target', 'accuracy', labels=('A', 'B'))
+    assert metric_name(toy) == 'token_accuracy'
+    assert compute_metrics(toy, [['A', 'B']], [['A', 'A']]) == {'accuracy': 50.0}
 
 
 def _qa(task, lang, em, f1):

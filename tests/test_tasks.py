@@ -2,7 +2,7 @@
 import dataclasses, subprocess, sys
 import pytest
 from itt_xling.core import ITTError
-from itt_xling.tasks import TASKS, BENCHMARKS, LANGS, KINDS, TaskSpec, get_task, task_langs
+from itt_xling.tasks import TASKS, BENCHMARKS, LANGS, KINDS, TaskSpec, get_task, task_langs, fill_pattern
 from itt_xling.cli import main
 
 INTERMEDIATE = 'anli_plus mnli snli anli qqp sst2 rte squad_v1 squad_v2 ccg commonsenseqa cosmosqa hellaswag siqa copa'.split()
@@ -86,6 +86,17 @@ def test_hub_sources_fill_the_language_table():
     assert TASKS['mlqa'].hub_source('de') == ('facebook/mlqa', 'mlqa.de.de')
     assert TASKS['xnli'].hub_source('fr') == ('facebook/xnli', 'fr')
     assert TASKS['ccg'].hub_source('en') is None
+
+
+@pytest.mark.parametrize('pattern, lang, want', [
+    ('tatoeba/tatoeba.{laser}-eng.{laser}', 'sw', 'tatoeba/tatoeba.swh-eng.swh'),
+    ('udpos.{udpos}', 'de', 'udpos.German'),
+    ('udpos.{udpos}', 'wo', 'udpos.wo'),          # no google/xtreme name: the ISO code
+    ('{lang}/{laser}/{udpos}', 'xx', 'xx/xx/xx'),  # outside the table: the code itself
+    ('xnli/dev-{lang}.tsv', 'de', 'xnli/dev-de.tsv'),
+])
+def test_fill_pattern(pattern, lang, want):
+    assert fill_pattern(pattern, lang) == want
 
 
 def test_cli_lists_all_27_tasks(capsys):
