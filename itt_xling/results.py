@@ -8,15 +8,15 @@ import json, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, yaml
 from scipy import stats
-from .core import ITTError, write_text
+from .core import ITTError, write_text, flat
+from .metrics import aggregate, compute_metrics
+from .zero_shot import RESULT_COLUMNS, write_predictions, write_metrics, merge_results
 
 # %% auto #0
-__all__ = ['RESULT_KEYS', 'PAIR_KEYS', 'synthetic_run', 'read_run', 'load_results', 'aggregates', 'paired_bootstrap',
-           'read_predictions', 'default_metric_fn', 'deltas']
+__all__ = ['PAIR_KEYS', 'synthetic_run', 'read_run', 'load_results', 'aggregates', 'paired_bootstrap', 'read_predictions',
+           'default_metric_fn', 'deltas']
 
 # %% ../nbs/50_results.ipynb #d2b7b63f
-RESULT_KEYS = ['run', 'stage', 'model', 'seed', 'intermediate', 'target', 'lora', 'lang', 'split', 'metric', 'value', 'n']
-
 def synthetic_run(out, # folder to write the run into
                   difficulty:dict, # language -> how hard transfer is (0 easy ... 1 hard)
                   intermediates=('rte', 'sst2'), # intermediate tasks besides the baseline 'none'
@@ -26,13 +26,11 @@ def synthetic_run(out, # folder to write the run into
                   seed:int=0, # random seed
                  ) -> Path:
     "Write a SYNTHETIC run (results.csv, stage configs, metrics, predictions) in the trainer's layout, for demonstrations and tests."
-    from itt_xling.metrics import compute_metrics
     out = Path(out); rng = np.random.default_rng(seed)
     n_cls = {'xnli': 3, 'pawsx': 2}
     gold = {t: rng.integers(0, n_cls.get(t, 2), n) for t in targets}
     u0 = rng.uniform(size=n)
     boost = {'none': 0.0, **{it: 0.08 - 0.03*i for i, it in enumerate(intermediates)}}
-    rows = []
     for inter in ('none', *intermediates):
         for t in targets:
             for s in seeds:
@@ -46,36 +44,27 @@ def synthetic_run(out, # folder to write the run into
                     u = np.clip(u0 + rng.normal(0, 0.05, n), 0, 1)
                     g = gold[t]; ok = u < p
                     pred = np.where(ok, g, (g + 1 + rng.integers(0, n_cls.get(t, 2) - 1, n)) % n_cls.get(t, 2))
-                    lines = [json.dumps(dict(id=f'{t}-{i}', pred=int(a), gold=int(b))) for i, (a, b) in enumerate(zip(pred, g))]
-                    write_text(sd/'predictions'/f'{t}.{lang}.test.jsonl', '\n'.join(lines) + '\n')
+                    write_predictions(sd, t, lang, 'test', [dict(id=f'{t}-{i}', pred=int(a), gold=int(b)) for i, (a, b) in enumerate(zip(pred, g))])
                     for m, v in compute_metrics(t, pred.tolist(), g.tolist(), lang).items():
                         srows.append(dict(run='synthetic', stage=sid, model='synthetic', seed=s, intermediate=inter, target=t,
                                           lora='none', lang=lang, split='test', metric=m, value=v, n=n))
-                write_text(sd/'metrics.json', json.dumps(dict(rows=srows), indent=1))
-                rows += srows
-    write_text(out/'results.csv', pd.DataFrame(rows, columns=RESULT_KEYS).to_csv(index=False))
+                write_metrics(sd, dict(stage=sid, rows=srows))
+    merge_results(out)   # results.csv, rebuilt from the stages' metrics.json as a real run's
     return out
 
 # %% ../nbs/50_results.ipynb #b98c127e
-def _flat(d, pre=''):
-    out = {}
-    for k, v in (d or {}).items():
-        if isinstance(v, dict) and v: out.update(_flat(v, f'{pre}{k}.'))
-        else: out[f'{pre}{k}'] = v if not isinstance(v, (list, tuple)) else ','.join(map(str, v))
-    return out
-
 def read_run(run_dir) -> pd.DataFrame:
     "The rows of `run_dir/results.csv` joined with the flattened `config.yaml` of each row's stage."
     run_dir = Path(run_dir); f = run_dir/'results.csv'
     if not f.exists(): raise ITTError(f"{f} not found: pass a run folder written by 'itt-xling run' (it holds results.csv)")
     try: df = pd.read_csv(f, dtype={'lang': str, 'stage': str, 'intermediate': str, 'target': str, 'lora': str})
     except (pd.errors.ParserError, UnicodeDecodeError) as e: raise ITTError(f"{f}: not a readable CSV ({e})") from e
-    miss = [c for c in RESULT_KEYS if c not in df.columns]
-    if miss: raise ITTError(f"{f}: missing column(s) {', '.join(miss)}; results.csv needs {', '.join(RESULT_KEYS)}")
+    miss = [c for c in RESULT_COLUMNS if c not in df.columns]
+    if miss: raise ITTError(f"{f}: missing column(s) {', '.join(miss)}; results.csv needs {', '.join(RESULT_COLUMNS)}")
     cfgs = {}
     for s in df['stage'].unique():
         c = Path(run_dir)/s/'config.yaml'
-        try: cfgs[s] = _flat(yaml.safe_load(c.read_text())) if c.exists() else {}
+        try: cfgs[s] = flat(yaml.safe_load(c.read_text()), join=',') if c.exists() else {}
         except yaml.YAMLError as e: raise ITTError(f"{c}: malformed YAML ({e})") from e
     cfg = pd.DataFrame.from_dict(cfgs, orient='index')
     cfg = cfg[[c for c in cfg.columns if c not in df.columns]] if len(cfg.columns) else cfg
@@ -87,12 +76,11 @@ def load_results(*run_dirs) -> pd.DataFrame:
     "Every evaluation row of every run in `run_dirs`, with config fields and the run folder."
     if not run_dirs: raise ITTError("no run folder given: pass at least one folder holding results.csv")
     df = pd.concat([read_run(d) for d in run_dirs], ignore_index=True)
-    return df.drop_duplicates(subset=RESULT_KEYS, keep='last').reset_index(drop=True)
+    return df.drop_duplicates(subset=RESULT_COLUMNS, keep='last').reset_index(drop=True)
 
 # %% ../nbs/50_results.ipynb #42f7a69f
 def aggregates(df:pd.DataFrame, benchmark:str='xtreme-r') -> pd.DataFrame:
     "Task, group and overall scores per model and intermediate task (means over seeds, with their sd)."
-    from itt_xling.metrics import aggregate
     by = [c for c in ['model', 'intermediate', 'lora', 'split', 'seed'] if c in df.columns]
     a = aggregate(df, benchmark=benchmark, by=by)
     keys = [c for c in by if c != 'seed'] + ['level', 'name']
@@ -138,7 +126,6 @@ def read_predictions(run_dir, stage:str, target:str, lang:str, split:str) -> pd.
 
 def default_metric_fn():
     "The package's metric function `compute_metrics(task, preds, golds, lang)`."
-    from itt_xling.metrics import compute_metrics
     return compute_metrics
 
 # %% ../nbs/50_results.ipynb #9cc2ad7d

@@ -9,6 +9,7 @@ from itt_xling.metrics import compute_metrics, aggregate
 from itt_xling.export import export_run, cli_export, render, read_predictions, EXT
 from itt_xling.cli import main as cli_main
 from itt_xling.load import load_split
+from itt_xling.zero_shot import write_predictions, write_metrics, merge_results
 import itt_xling
 
 FIXTURES = Path(itt_xling.__file__).parent/"fixtures"
@@ -137,16 +138,15 @@ def run(tmp_path_factory, data_dir):
     preds, rows = _predictions(data_dir), []
     for (task, lang), recs in preds.items():
         split = 'test' if task in ('udpos', 'panx', 'tatoeba', 'bucc2018', 'xcopa', 'mewslix') else 'validation'
-        f = root/'xtreme-base'/'predictions'/f'{task}.{lang}.{split}.jsonl'
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in recs), encoding='utf-8')
+        write_predictions(root/'xtreme-base', task, lang, split, recs)
         if task == 'bucc2018':
             p = [(r['id'], r['pred']) for r in recs if r['pred']]; g = [(r['id'], r['gold']) for r in recs if r['gold']]
             m = compute_metrics(task, p, g, lang=lang)
         else: m = compute_metrics(task, [r['pred'] for r in recs], [r['gold'] for r in recs], lang=lang)
         rows += [dict(run='t', stage='xtreme-base', model='m', seed=0, intermediate='none', target=task, lora='none',
                       lang=lang, split=split, metric=k, value=v, n=len(recs)) for k, v in m.items()]
-    pd.DataFrame(rows).to_csv(root/'results.csv', index=False)
+    write_metrics(root/'xtreme-base', dict(stage='xtreme-base', rows=rows))    # the layout every evaluation writes
+    merge_results(root)
     return root
 
 

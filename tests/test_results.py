@@ -3,6 +3,7 @@ import json
 import numpy as np, pandas as pd, pytest
 from itt_xling.core import ITTError
 from itt_xling.results import synthetic_run, load_results, deltas, paired_bootstrap, read_predictions, aggregates
+from itt_xling.zero_shot import RESULT_COLUMNS, merge_results, stage_rows
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
@@ -31,6 +32,16 @@ def test_load_results_joins_config(run):
     assert len(df) == 3*2*2*4
     assert {'config.lr', 'config.epochs', 'run_dir'} <= set(df.columns)
     assert set(df['intermediate']) == {'none', 'rte', 'sst2'}
+
+def test_synthetic_run_results_csv_is_rebuilt_from_its_stages(run):
+    "The synthetic run goes through the one writer: results.csv is exactly what merge_results rebuilds from metrics.json."
+    f = run/'results.csv'
+    text = f.read_text()
+    assert text.splitlines()[0] == ','.join(RESULT_COLUMNS)
+    assert len(text.splitlines()) == 1 + len(stage_rows(run)) == 1 + 3*2*2*4
+    assert merge_results(run) == f and f.read_text() == text
+    cfg = load_results(run).iloc[0]
+    assert cfg['config.tasks'] in ('pawsx', 'xnli', 'rte,pawsx', 'rte,xnli', 'sst2,pawsx', 'sst2,xnli')   # lists joined
 
 def test_load_results_dedupes_repeated_runs(run):
     assert len(load_results(run, run)) == len(load_results(run))

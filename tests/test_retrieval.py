@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 from itt_xling.core import ITTError
 from itt_xling.retrieval import (encode_sentences, default_layer, knn, _have_faiss, tatoeba_predict, tatoeba_eval,
-                                 bucc_candidates, bucc_threshold, bucc_extract, bucc_eval, map_eval, rank_candidates)
+                                 bucc_candidates, bucc_threshold, bucc_extract, bucc_eval, map_eval, rank_candidates,
+                                 RETRIEVERS, bare_encoder)
+from itt_xling.tasks import TASKS
 from itt_xling.metrics import bucc_f1
 from pathlib import Path
 import itt_xling
@@ -154,3 +156,28 @@ def test_map_eval_and_bucc_eval_on_fixtures(tiny):
     assert [r['metric'] for r in rb] == ['f1', 'precision', 'recall', 'threshold']
     assert all(set(p) == {'id', 'pred', 'gold'} for p in pb['de'])
     assert rank_candidates(np.eye(3, dtype=np.float32), np.eye(3, dtype=np.float32), 2).shape == (3, 2)
+
+
+def test_retrievers_table_is_the_direct_calls(tiny, data_dir):
+    "One signature for every retrieval task, the same rows and predictions as calling each function directly."
+    assert sorted(RETRIEVERS) == sorted(n for n, t in TASKS.items() if t.kind == 'retrieval')
+    model, tok = tiny
+    cases = [('tatoeba', ['de', 'sw'], data_dir, 'test', 15, lambda p: tatoeba_eval(model, tok, ['de', 'sw'], data_dir, split='test', limit=15, preds=p)),
+             ('mewslix', ['de', 'en'], FIXTURES, 'test', 1, lambda p: map_eval(model, tok, 'mewslix', ['de', 'en'], FIXTURES, split='test', preds=p)),
+             ('bucc2018', ['de'], FIXTURES, 'validation', 1, lambda p: bucc_eval(model, tok, ['de'], FIXTURES, split='validation', preds=p))]
+    for task, langs, d, split, limit, direct in cases:
+        a, b = {}, {}
+        assert RETRIEVERS[task](model, tok, task, langs, d, split, limit, a) == direct(b), task   # BUCC and mAP ignore `limit`
+        assert a == b and set(a) <= set(langs), task
+
+
+def test_bare_encoder_under_heads_and_lora(tiny):
+    from itt_xling.models import build_model, apply_lora, LoraSpec
+    model, _ = tiny
+    assert bare_encoder(model) is model
+    cls = build_model('tiny-xlmr', 'pawsx')
+    assert bare_encoder(cls) is cls.roberta
+    lora = apply_lora(build_model('tiny-xlmr', 'pawsx'), LoraSpec(r=2), name='t')
+    enc = bare_encoder(lora)
+    assert type(enc).__name__ == 'XLMRobertaModel' and bare_encoder(enc) is enc
+    assert (encode_sentences(lora, tiny[1], ['a b c', 'd']) == encode_sentences(enc, tiny[1], ['a b c', 'd'])).all()
