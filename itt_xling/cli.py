@@ -5,7 +5,7 @@
 # %% ../nbs/90_cli.ipynb #9329150d
 from __future__ import annotations
 import sys, errno, importlib
-from .core import ITTError
+from .core import ITTError, did_you_mean
 
 # %% auto #0
 __all__ = ['COMMANDS', 'usage', 'main']
@@ -39,7 +39,6 @@ def main(argv:list[str]|None=None) -> int:
     cmd, rest = argv[0], argv[1:]
     try:
         if cmd not in COMMANDS:
-            from itt_xling.core import did_you_mean
             raise ITTError(f"unknown command {cmd!r}.{did_you_mean(cmd, COMMANDS)} Commands: {', '.join(COMMANDS)}")
         mod, fn = COMMANDS[cmd][0].split(':')
         return getattr(importlib.import_module(mod), fn)(rest) or 0

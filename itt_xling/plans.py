@@ -4,7 +4,7 @@
 
 # %% ../nbs/61_plans.ipynb #933e7351
 from __future__ import annotations
-import os, math, argparse, time
+import os, json, math, argparse, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import yaml
@@ -18,15 +18,15 @@ from .metrics import aggregate
 from .encoders import resolve_encoder
 from .recipe import load_stage_data, dev_or_none, held_out
 from .stages import run_stage, stage_tokenizer
-from .zero_shot import merge_results, eval_split
+from .rundir import merge_results, clean_partial_results
+from .zero_shot import eval_split
 
 # %% auto #0
 __all__ = ['PRESETS_DIR', 'TARGET_EPOCHS', 'BASELINE', 'TRAIN_EXAMPLES', 'EVAL_EXAMPLES', 'TOKENS', 'PARAMS', 'GPU_FLOPS', 'MFU',
            'PADDING', 'STAGE_OVERHEAD_S', 'Intermediate', 'Plan', 'Where', 'plan_from_dict', 'check_targets',
            'check_intermediates', 'check_langs', 'check_plan', 'presets', 'load_plan', 'paper_settings',
            'stage_settings', 'chain_of', 'expand', 'stages_of', 'model_params', 'stage_cost', 'estimate_cost',
-           'describe', 'with_options', 'clean_partial_results', 'run_stages', 'preflight', 'run_plan', 'summary',
-           'plan_parser', 'cli_run']
+           'describe', 'with_options', 'run_stages', 'preflight', 'run_plan', 'summary', 'plan_parser', 'cli_run']
 
 # %% ../nbs/61_plans.ipynb #9c7609af
 @dataclass(frozen=True)
@@ -183,7 +183,6 @@ TARGET_EPOCHS = {'xnli': 2, 'pawsx': 5, 'udpos': 10, 'panx': 10, 'xquad': 2, 'ml
 
 def paper_settings(task:str, target:str|None=None) -> dict:
     "The paper's stage settings for training on `task` (for target stage `target`, if any)."
-    from itt_xling.tasks import get_task
     kind = get_task(task).kind
     return dict(lr=1e-5, warmup_ratio=0.1, weight_decay=0.0, batch_size=16 if kind == 'span_qa' else 32,
                 max_length={'span_qa': 384, 'retrieval': 512}.get(kind, 256),
@@ -255,7 +254,6 @@ def model_params(model:str) -> float:
     if key in PARAMS: return PARAMS[key]
     cfg = Path(model)/'config.json'
     if cfg.is_file():
-        import json
         c = json.loads(cfg.read_text()); return 12 * c['num_hidden_layers'] * c['hidden_size'] ** 2
     return PARAMS['xlm-roberta-large']
 
@@ -319,10 +317,6 @@ def _eta(done:list[float], left:int) -> str:
     s = sum(done) / len(done) * left
     return f"; {left} left, about {s / 60:.0f} min to go" if s >= 90 else f"; {left} left, about {s:.0f} s to go"
 
-def clean_partial_results(out:Path):
-    "Remove temporary files that killed writes of `results.csv` left in `out` (each stage cleans its own folder)."
-    for p in Path(out).glob('.results.csv.*.tmp'): p.unlink(missing_ok=True)
-
 def run_stages(stages, out, resume:bool=False, force:bool=False, log=print) -> list[dict]:
     "Run `stages` in order into `out` (finished ones are skipped) and rebuild `out/results.csv` after each; logs the time left."
     out, res, took = Path(out), [], []
@@ -349,7 +343,9 @@ def preflight(stages, data_dir=None):
             d, rec = st.output.data_dir, st.recipe
             for t in st.tasks:
                 key = (t, d, t in rec.train_on_dev, rec.dev_fraction, rec.translate_train.get(t, ()), st.optim.select_best)
-                if key not in seen: seen.add(key); load_stage_data(st, t, d); dev_or_none(st, t, d)
+                if key in seen: continue
+                seen.add(key); load_stage_data(st, t, d)
+                if st.optim.select_best or st.target is None: dev_or_none(st, t, d)   # as the stage reads it
             for t in st.evals:
                 split = eval_split(t, st.scope.split)
                 for lang in rec.langs.get(t) or ():           # languages a plan names must exist (others are skipped when missing)

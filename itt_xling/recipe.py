@@ -60,8 +60,7 @@ def dev_data(stage:Stage, task:str, data_dir=None):
     return cap_examples(ds, stage.scope.max_eval_examples)
 
 def dev_or_none(stage:Stage, task:str, data_dir=None):
-    "The English dev set for checkpoint selection, or None when it is not wanted or not available locally."
-    if not stage.optim.select_best: return None
+    "The English dev set (`dev_data`), or None when a local data folder does not have it."
     try: return dev_data(stage, task, data_dir)
     except ITTError:
         if data_dir is None: raise

@@ -10,6 +10,7 @@ import numpy as np, pandas as pd
 from .core import ITTError, write_text
 from .results import load_results, deltas, aggregates
 from .typology import typology_table, typology_effect, DISTANCES, LANG_SOURCES
+from . import figures as F
 
 # %% auto #0
 __all__ = ['MODEL_NAMES', 'describe_model', 'md_table', 'to_html', 'build_report', 'cli_report']
@@ -63,6 +64,68 @@ def _fmt_ci(r, prec=2):
     if pd.isna(r.ci_low): return '–'
     return f"[{r.ci_low:+.{prec}f}, {r.ci_high:+.{prec}f}]"
 
+def _header(df, run_dirs) -> list[str]:
+    "The report's title, the models and what the runs hold."
+    models, langs = list(dict.fromkeys(df['model'].astype(str))), sorted(df['lang'].unique())
+    L = ['# itt_xling report', '', '**Model:** ' + '; '.join(f'`{m}` — {describe_model(m)}' for m in models), '']
+    if 'synthetic' in models: L += ['> **SYNTHETIC DATA.** These numbers demonstrate the report; they are not results of any model.', '']
+    return L + [f"Runs: {', '.join(f'`{Path(d).name}`' for d in run_dirs)}. Rows: {len(df)}; targets: {', '.join(sorted(df['target'].unique()))}; "
+                f"intermediate tasks: {', '.join(sorted(df['intermediate'].unique()))}; seeds: {', '.join(map(str, sorted(df['seed'].unique())))}; "
+                f"languages: {len(langs)}; split(s): {', '.join(sorted(df['split'].unique()))}.", '']
+
+def _aggregate_section(df) -> tuple[list[str], pd.DataFrame]:
+    "Mean over languages per task, under both benchmarks' definitions."
+    a = pd.concat([aggregates(df, 'xtreme-r').assign(benchmark='xtreme-r'), aggregates(df, 'xtreme').assign(benchmark='xtreme')])
+    a = a[a['level'] == 'task'].drop_duplicates(['model', 'intermediate', 'name'])
+    return ['## Aggregate scores', '', 'Mean over languages per task (XTREME-R and XTREME definitions; `complete` says whether every language '
+            'of the benchmark was evaluated), averaged over seeds.', '',
+            md_table(a[['model', 'intermediate', 'name', 'value', 'sd', 'n_seeds', 'n_langs', 'complete']].rename(columns={'name': 'task'})), ''], a
+
+# %% ../nbs/53_report.ipynb #f95d7904
+def _gains_section(dl, n_resamples:int, seed:int) -> list[str]:
+    "Per-language gains with their intervals, notes, and the summary per intermediate and target task."
+    conf = int(round(100*dl.attrs.get('confidence', 0.95)))
+    L = ['## Gains over the baseline', '', f"ITT − baseline per language, paired by seed and by example; {conf} % intervals from a paired bootstrap over "
+         f"examples ({n_resamples} resamples, seed {seed}); `sd` is across seeds; `sig.` = the interval excludes 0.", '']
+    dd = dl.assign(ci=[_fmt_ci(r) for r in dl.itertuples()]).rename(columns={'delta_sd': 'sd', 'significant': 'sig.'})
+    L += [md_table(dd[['intermediate', 'target', 'lang', 'metric', 'base', 'itt', 'delta', 'sd', 'ci', 'sig.', 'n_seeds', 'n']]), '']
+    notes = dl[dl['note'] != '']
+    if len(notes): L += ['Notes: ' + '; '.join(f"{r.intermediate}/{r.target}/{r.lang}: {r.note}" for r in notes.itertuples()), '']
+    sig = lambda sign: ('significant', lambda s: int((s & (sign * dl.loc[s.index, 'delta'] > 0)).sum()))
+    summ = dl.groupby(['intermediate', 'target']).agg(mean_gain=('delta', 'mean'), languages=('lang', 'nunique'),
+                                                     significant_up=sig(1), significant_down=sig(-1)).reset_index()
+    return L + ['Summary per intermediate and target task:', '', md_table(summ), '']
+
+def _typology_section(dl, typ, distance:str, seed:int) -> tuple[list[str], pd.DataFrame|None]:
+    "The gain against typological distance per target, and the typology table of the languages."
+    L = ['## Gain and distance from English', '', f"Correlation of the gain with the URIEL {distance} distance (languages other than English), and the "
+         "regression `gain ~ distance + log(CC-100 GiB)` (OLS; a mixed model with a random intercept per language when a language appears "
+         "more than once). Languages without a distance or without a pre-training size drop out of the regression.", '']
+    effs = []
+    for t in sorted(dl['target'].unique()):
+        try: effs.append(typology_effect(dl, t, distance, typ=typ, seed=seed))
+        except ITTError as e: L += [f'- {t}: not estimated ({e})']
+    eff = pd.concat(effs, ignore_index=True) if effs else None
+    if eff is not None: L += ['', md_table(eff[['target', 'analysis', 'term', 'estimate', 'ci_low', 'ci_high', 'p_value', 'n']], floatfmt='.3g'), '']
+    L += ['## Typology of the languages', '', 'URIEL distances to English (via `urielplus`; `_n` = features both languages have), XLM-R '
+          'pre-training data (CC-100, GiB) and script. Sources: ' + '; '.join(f'{k}: {v}' for k, v in LANG_SOURCES.items()) + '.', '']
+    return L + [md_table(typ[['name', 'family', 'script', 'cc100_gib', *DISTANCES, 'syntactic_n', 'note']], index=True), ''], eff
+
+# %% ../nbs/53_report.ipynb #4573801c
+def _figure_section(dl, typ, distance:str, figs:Path) -> list[str]:
+    "Draw and save the figures; their Markdown."
+    conf, L = int(round(100*dl.attrs.get('confidence', 0.95))), ['## Figures', '']
+    def put(fig, name, caption):
+        F.save_figure(fig, figs/name)
+        L.extend([f'![{caption}](figures/{name}.png)', '', f'*{caption}* ([SVG](figures/{name}.svg))', ''])
+    put(F.heatmap_gain(dl), 'heatmap_gain', 'Mean gain over languages: intermediate task × target task')
+    try: put(F.gain_vs_distance(dl, typ, distance), f'gain_vs_{distance}', f'Gain vs. {distance} distance from English, per target')
+    except ITTError as e: L.append(f'- gain vs. distance: not drawn ({e})')
+    for t in sorted(dl['target'].unique()):
+        put(F.gain_per_language(dl, typ, t, distance), f'gain_per_language_{t}', f'{t}: gain per language with {conf} % CI, ordered by {distance} distance')
+        put(F.dumbbell(dl, t, None, typ, distance), f'dumbbell_{t}', f'{t}: baseline vs. ITT per language')
+    return L
+
 def build_report(run_dirs, # run folders (each holds results.csv)
                  out, # folder for report.md, report.html, tables and figures
                  n_resamples:int=1000, # bootstrap resamples for the intervals
@@ -72,72 +135,15 @@ def build_report(run_dirs, # run folders (each holds results.csv)
                  metric_fn=None, # compute_metrics-like function for the intervals (default: the package's)
                 ) -> Path:
     "Write the report of `run_dirs` into `out`; returns the path of report.md."
-    from itt_xling import figures as F
-    out = Path(out); figs = out/'figures'
+    out = Path(out)
     df = load_results(*run_dirs)
     dl = deltas(df, n_resamples=n_resamples, seed=seed, metric_fn=metric_fn)
-    agg = aggregates(df, 'xtreme-r'); agg_x = aggregates(df, 'xtreme')
-    langs = sorted(df['lang'].unique())
-    typ = typology_table(langs)
-    models = list(dict.fromkeys(df['model'].astype(str)))
-    L = ['# itt_xling report', '']
-    L += ['**Model:** ' + '; '.join(f'`{m}` — {describe_model(m)}' for m in models), '']
-    if 'synthetic' in models: L += ['> **SYNTHETIC DATA.** These numbers demonstrate the report; they are not results of any model.', '']
-    L += [f"Runs: {', '.join(f'`{Path(d).name}`' for d in run_dirs)}. Rows: {len(df)}; targets: {', '.join(sorted(df['target'].unique()))}; "
-          f"intermediate tasks: {', '.join(sorted(df['intermediate'].unique()))}; seeds: {', '.join(map(str, sorted(df['seed'].unique())))}; "
-          f"languages: {len(langs)}; split(s): {', '.join(sorted(df['split'].unique()))}.", '']
-    # aggregates
-    L += ['## Aggregate scores', '', 'Mean over languages per task (XTREME-R and XTREME definitions; `complete` says whether every language '
-          'of the benchmark was evaluated), averaged over seeds.', '']
-    a = pd.concat([agg.assign(benchmark='xtreme-r'), agg_x.assign(benchmark='xtreme')])
-    a = a[a['level'] == 'task'].drop_duplicates(['model', 'intermediate', 'name'])
-    L += [md_table(a[['model', 'intermediate', 'name', 'value', 'sd', 'n_seeds', 'n_langs', 'complete']].rename(columns={'name': 'task'})), '']
-    # deltas
-    conf = int(round(100*dl.attrs.get('confidence', 0.95)))
-    L += ['## Gains over the baseline', '', f"ITT − baseline per language, paired by seed and by example; {conf} % intervals from a paired bootstrap over "
-          f"examples ({n_resamples} resamples, seed {seed}); `sd` is across seeds; `sig.` = the interval excludes 0.", '']
-    dd = dl.assign(ci=[_fmt_ci(r) for r in dl.itertuples()]).rename(columns={'delta_sd': 'sd', 'significant': 'sig.'})
-    L += [md_table(dd[['intermediate', 'target', 'lang', 'metric', 'base', 'itt', 'delta', 'sd', 'ci', 'sig.', 'n_seeds', 'n']]), '']
-    notes = dl[dl['note'] != '']
-    if len(notes): L += ['Notes: ' + '; '.join(f"{r.intermediate}/{r.target}/{r.lang}: {r.note}" for r in notes.itertuples()), '']
-    summ = dl.groupby(['intermediate', 'target']).agg(mean_gain=('delta', 'mean'), languages=('lang', 'nunique'),
-                                                     significant_up=('significant', lambda s: int((s & (dl.loc[s.index, 'delta'] > 0)).sum())),
-                                                     significant_down=('significant', lambda s: int((s & (dl.loc[s.index, 'delta'] < 0)).sum()))).reset_index()
-    L += ['Summary per intermediate and target task:', '', md_table(summ), '']
-    # typology analysis
-    L += ['## Gain and distance from English', '', f"Correlation of the gain with the URIEL {distance} distance (languages other than English), and the "
-          "regression `gain ~ distance + log(CC-100 GiB)` (OLS; a mixed model with a random intercept per language when a language appears "
-          "more than once). Languages without a distance or without a pre-training size drop out of the regression.", '']
-    effs = []
-    for t in sorted(dl['target'].unique()):
-        try: effs.append(typology_effect(dl, t, distance, typ=typ, seed=seed))
-        except ITTError as e: L += [f'- {t}: not estimated ({e})']
-    if effs:
-        eff = pd.concat(effs, ignore_index=True)
-        L += ['', md_table(eff[['target', 'analysis', 'term', 'estimate', 'ci_low', 'ci_high', 'p_value', 'n']], floatfmt='.3g'), '']
-    else: eff = None
-    # typology table
-    L += ['## Typology of the languages', '', 'URIEL distances to English (via `urielplus`; `_n` = features both languages have), XLM-R '
-          'pre-training data (CC-100, GiB) and script. Sources: ' + '; '.join(f'{k}: {v}' for k, v in LANG_SOURCES.items()) + '.', '']
-    L += [md_table(typ[['name', 'family', 'script', 'cc100_gib', *DISTANCES, 'syntactic_n', 'note']], index=True), '']
-    # figures
-    L += ['## Figures', '']
-    fig_md = []
-    def put(fig, name, caption):
-        F.save_figure(fig, figs/name)
-        fig_md.extend([f'![{caption}](figures/{name}.png)', '', f'*{caption}* ([SVG](figures/{name}.svg))', ''])
-    put(F.heatmap_gain(dl), 'heatmap_gain', 'Mean gain over languages: intermediate task × target task')
-    try: put(F.gain_vs_distance(dl, typ, distance), f'gain_vs_{distance}', f'Gain vs. {distance} distance from English, per target')
-    except ITTError as e: fig_md.append(f'- gain vs. distance: not drawn ({e})')
-    for t in sorted(dl['target'].unique()):
-        put(F.gain_per_language(dl, typ, t, distance), f'gain_per_language_{t}', f'{t}: gain per language with {conf} % CI, ordered by {distance} distance')
-        put(F.dumbbell(dl, t, None, typ, distance), f'dumbbell_{t}', f'{t}: baseline vs. ITT per language')
-    L += fig_md
-    md = '\n'.join(L) + '\n'
-    write_text(out/'deltas.csv', dl.to_csv(index=False))
-    write_text(out/'typology.csv', typ.to_csv())
-    write_text(out/'aggregates.csv', a.to_csv(index=False))
-    if eff is not None: write_text(out/'effects.csv', eff.to_csv(index=False))
+    typ = typology_table(sorted(df['lang'].unique()))
+    agg_md, a = _aggregate_section(df)
+    typ_md, eff = _typology_section(dl, typ, distance, seed)
+    md = '\n'.join(_header(df, run_dirs) + agg_md + _gains_section(dl, n_resamples, seed) + typ_md + _figure_section(dl, typ, distance, out/'figures')) + '\n'
+    for name, frame, kw in [('deltas', dl, dict(index=False)), ('typology', typ, {}), ('aggregates', a, dict(index=False)), ('effects', eff, dict(index=False))]:
+        if frame is not None: write_text(out/f'{name}.csv', frame.to_csv(**kw))
     write_text(out/'report.md', md)
     if html_report: write_text(out/'report.html', to_html(md))
     return out/'report.md'

@@ -10,7 +10,7 @@ import numpy as np, pandas as pd, yaml
 from scipy import stats
 from .core import ITTError, write_text, flat
 from .metrics import aggregate, compute_metrics
-from .zero_shot import RESULT_COLUMNS, write_predictions, write_metrics, merge_results
+from .rundir import RESULT_COLUMNS, write_predictions, write_metrics, merge_results
 
 # %% auto #0
 __all__ = ['PAIR_KEYS', 'synthetic_run', 'read_run', 'load_results', 'aggregates', 'paired_bootstrap', 'read_predictions',

@@ -15,7 +15,8 @@ from .features import featurize, data_collator
 from .recipe import load_stage_data, held_out, dev_or_none
 from .trainer import fit, last_checkpoint, freeze_embeddings, train_summary, trainer_state, on_cuda
 from .multitask import train_multitask
-from .zero_shot import evaluate, score_examples, write_predictions
+from .zero_shot import evaluate, score_examples
+from .rundir import write_predictions
 
 # %% auto #0
 __all__ = ['TRAIN', 'config_diff', 'read_config', 'read_hash', 'check_stage', 'record_stage', 'stage_config_output',
@@ -148,7 +149,9 @@ def train_multi(stage:Stage, sd, enc, tok, src, data_dir, resume, callbacks, pre
 def train_single(stage:Stage, sd, enc, tok, src, data_dir, resume, callbacks, prepare):
     "One task: its model from the encoder (the parent's; LoRA per stage), trained with selection on the English dev set."
     task, max_length = stage.tasks[0], stage.optim.max_length
-    raw, dev = load_stage_data(stage, task, data_dir), dev_or_none(stage, task, data_dir)
+    own_dev = stage.target is None                      # an intermediate stage reports its own English dev score
+    raw = load_stage_data(stage, task, data_dir)
+    dev = dev_or_none(stage, task, data_dir) if stage.optim.select_best or own_dev else None
     model, report = build_model(enc, task), {}
     if stage.lora: model, report = apply_stage_lora(stage, model, src)   # carries the parent's encoder (and adapters)
     elif src is not None: report = transfer_encoder(src, model)
@@ -156,8 +159,8 @@ def train_single(stage:Stage, sd, enc, tok, src, data_dir, resume, callbacks, pr
     feats = featurize(task, raw, tok, max_length=max_length)
     dev_eval = (lambda tr: score_examples(tr.model, tok, task, dev, batch_size=64, max_length=max_length)) if dev is not None else None
     prepare()
-    trainer = fit(stage, sd, model, tok, feats, data_collator(task, tok), dev_eval, resume, callbacks)
-    rows = dev_rows(stage, task, dev_eval(trainer), len(dev)) if dev is not None and stage.target is None else []
+    trainer = fit(stage, sd, model, tok, feats, data_collator(task, tok), dev_eval if stage.optim.select_best else None, resume, callbacks)
+    rows = dev_rows(stage, task, dev_eval(trainer), len(dev)) if dev is not None and own_dev else []
     return trainer.model, trainer, report, train_summary(trainer, len(raw)), rows
 
 TRAIN = {'none': train_none, 'single': train_single, 'multi': train_multi}

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from scipy import stats
 from .core import ITTError, cache_dir, atomic_write
+from .tasks import LANGS
 
 # %% auto #0
 __all__ = ['DATA', 'DISTANCES', 'MIN_SHARED', 'LANG_SOURCES', 'languages', 'uriel_distances', 'write_typology_csv',
@@ -134,7 +135,6 @@ def uriel_distances(codes:dict, # language -> URIEL code or list of codes to try
 # %% ../nbs/51_typology.ipynb #2867abb1
 def _codes(langs) -> dict:
     "URIEL codes to try for each language: the task registry's, then the shipped table's."
-    from itt_xling.tasks import LANGS
     tab = languages()
     out = {}
     for l in langs:

@@ -4,9 +4,10 @@
 
 # %% ../nbs/42_zero_shot.ipynb #c9c4fff1
 from __future__ import annotations
-import argparse, contextlib, csv, fcntl, io, json
+import argparse, json
 from pathlib import Path
-from .core import ITTError, DATA_DIR_HELP, find_data_dir, atomic_write, write_text, write_json, progress
+from .core import ITTError, DATA_DIR_HELP, find_data_dir, progress
+from .rundir import write_predictions, write_metrics, merge_results, locked
 from .tasks import get_task, task_langs
 from .load import load_split, local_files
 from .features import featurize, data_collator, postprocess
@@ -16,9 +17,8 @@ from .encoders import resolve_encoder
 from .retrieval import RETRIEVERS, bare_encoder
 
 # %% auto #0
-__all__ = ['GOLD', 'RESULT_COLUMNS', 'predict_examples', 'eval_split', 'eval_langs', 'score_examples', 'evaluate', 'zero_shot',
-           'write_predictions', 'write_metrics', 'stage_rows', 'merge_results', 'load_for_eval', 'record_eval',
-           'cli_eval']
+__all__ = ['GOLD', 'predict_examples', 'eval_split', 'eval_langs', 'score_examples', 'evaluate', 'zero_shot', 'load_for_eval',
+           'record_eval', 'cli_eval']
 
 # %% ../nbs/42_zero_shot.ipynb #c92f7cc9
 def _key(row) -> tuple:
@@ -163,49 +163,6 @@ def zero_shot(model, # a fine-tuned model (or, for retrieval tasks, any encoder)
                               max_length=max_length, limit=limit, strict=True)
     return rows, preds
 
-# %% ../nbs/42_zero_shot.ipynb #3ffea011
-RESULT_COLUMNS = ['run', 'stage', 'model', 'seed', 'intermediate', 'target', 'lora', 'lang', 'split', 'metric', 'value', 'n']
-
-def write_predictions(folder, task:str, lang:str, split:str, preds) -> Path:
-    "Write `preds` (`[{id, pred, gold}]`) to `folder/predictions/<task>.<lang>.<split>.jsonl`, one JSON object a line, atomically."
-    f = Path(folder)/'predictions'/f'{task}.{lang}.{split}.jsonl'
-    with atomic_write(f) as fh:
-        for p in preds: fh.write(json.dumps(p, ensure_ascii=False, default=str) + '\n')
-    return f
-
-def write_metrics(folder, metrics:dict) -> Path:
-    "Write `folder/metrics.json` atomically; written last, it marks the folder's evaluation finished (`metrics['rows']`: result rows)."
-    f = Path(folder)/'metrics.json'
-    write_json(f, metrics)
-    return f
-
-# %% ../nbs/42_zero_shot.ipynb #62b7c0b9
-@contextlib.contextmanager
-def _locked(path:Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'a') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
-
-def stage_rows(out_dir) -> list[dict]:
-    "Every evaluation row of every finished stage under `out_dir`, in a stable order."
-    rows = []
-    for m in sorted(Path(out_dir).glob('*/metrics.json')):
-        rows += json.loads(m.read_text()).get('rows', [])
-    return rows
-
-def merge_results(*out_dirs, out=None) -> Path:
-    "Rebuild `results.csv` from the finished stages of `out_dirs` (into `out`, default the first dir); unchanged files are not rewritten."
-    out = Path(out or out_dirs[0]); dest = out/'results.csv'
-    with _locked(out/'.results.lock'):
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, extrasaction='ignore', lineterminator='\n')
-        w.writeheader()
-        for d in out_dirs: w.writerows(stage_rows(d))
-        if not dest.exists() or dest.read_text() != buf.getvalue(): write_text(dest, buf.getvalue())
-    return dest
-
 # %% ../nbs/42_zero_shot.ipynb #d3fa9653
 def load_for_eval(model, # stage `model/` folder, transformers folder, alias or hub id
                   task) -> tuple:
@@ -234,7 +191,7 @@ def record_eval(out, # run folder
     "Write `out/stage` as a stage writes its folder (this task's predictions and rows replace earlier ones), then rebuild `out/results.csv`."
     sd, task = Path(out)/stage, rows[0]['task']
     split = {r['lang']: r['split'] for r in rows}
-    with _locked(sd/'.eval.lock'):
+    with locked(sd/'.eval.lock'):
         new = {write_predictions(sd, task, lang, split[lang], ps).name for lang, ps in preds.items()}
         for f in (sd/'predictions').glob(f'{task}.*.jsonl'):
             if f.name not in new: f.unlink()           # languages of an earlier evaluation of this task
