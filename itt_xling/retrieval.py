@@ -8,11 +8,12 @@ import numpy as np
 from .core import ITTError, find_data_dir, progress
 from .tasks import get_task
 from .load import load_split, load_candidates, local_files
-from .metrics import bucc_f1, map_at_k
+from .metrics import accuracy, bucc_f1, map_at_k
 
 # %% auto #0
 __all__ = ['RETRIEVERS', 'bare_encoder', 'default_layer', 'encode_sentences', 'knn', 'tatoeba_predict', 'tatoeba_eval',
-           'bucc_candidates', 'bucc_threshold', 'bucc_extract', 'bucc_eval', 'rank_candidates', 'map_eval']
+           'bucc_candidates', 'bucc_threshold', 'bucc_extract', 'bucc_eval', 'rank_candidates', 'map_eval',
+           'bible_eval']
 
 # %% ../nbs/41_retrieval.ipynb #fb50725a
 def bare_encoder(model):
@@ -279,6 +280,29 @@ def map_eval(model, # encoder
         if preds is not None: preds[l] = [dict(id=str(q), pred=p, gold=g) for q, p, g in zip(ds['id'], ranked, gold)]
     return rows
 
+# %% ../nbs/41_retrieval.ipynb #3af5df66
+def bible_eval(model, # encoder
+               tokenizer, # its tokenizer
+               langs, # languages of `bible-sr` (ISO 639-1)
+               data_dir, # a data folder with the demo's verse references (`itt-xling demo` writes one)
+               split:str='test', # split to load
+               layer:int|None=None, # hidden-state layer (default: `default_layer(model)`)
+               batch_size:int=64, # sentences per forward pass
+               limit:int|None=None, # only the first `limit` verses (quick checks)
+               preds:dict|None=None, # if given, filled with lang -> [{id, pred: the verse found, gold: the verse}]
+              ) -> list[dict]:
+    "`bible-sr` accuracy per language: each verse's nearest English verse (cosine) among the same verses."
+    t, rows, keys = get_task('bible-sr'), [], None
+    enc = lambda texts: encode_sentences(model, tokenizer, texts, layer=layer, batch_size=batch_size, max_length=t.max_length or 512)
+    for lang in progress(langs, 'bible-sr: encode and search', unit='lang'):
+        ds = load_split(t, split, lang, data_dir)
+        if limit: ds = ds.select(range(min(limit, len(ds))))
+        if keys is None: ids, keys = list(ds['id']), enc(ds['target'])   # the English verses: the same for every language
+        found = [ids[i] for i in tatoeba_predict(enc(ds['source']), keys)]
+        rows += _lang_rows(t.name, lang, split, accuracy(found, ids), len(ds))
+        if preds is not None: preds[lang] = [dict(id=i, pred=f, gold=i) for i, f in zip(ids, found)]
+    return rows
+
 # %% ../nbs/41_retrieval.ipynb #549c60fe
 def _tatoeba(model, tokenizer, task, langs, data_dir, split, limit=None, preds=None):
     return tatoeba_eval(model, tokenizer, langs, data_dir, split=split, limit=limit, preds=preds)
@@ -289,4 +313,7 @@ def _bucc(model, tokenizer, task, langs, data_dir, split, limit=None, preds=None
 def _map(model, tokenizer, task, langs, data_dir, split, limit=None, preds=None):
     return map_eval(model, tokenizer, task, langs, data_dir, split=split, preds=preds)
 
-RETRIEVERS = {'tatoeba': _tatoeba, 'bucc2018': _bucc, 'lareqa': _map, 'mewslix': _map}
+def _bible(model, tokenizer, task, langs, data_dir, split, limit=None, preds=None):
+    return bible_eval(model, tokenizer, langs, data_dir, split=split, limit=limit, preds=preds)
+
+RETRIEVERS = {'tatoeba': _tatoeba, 'bucc2018': _bucc, 'lareqa': _map, 'mewslix': _map, 'bible-sr': _bible}

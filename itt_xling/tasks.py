@@ -155,11 +155,13 @@ class TaskSpec:
     fmt:str|None = None         # original file format (picks the local reader)
     files:dict = field(default_factory=dict) # split -> tuple of file patterns under the data dir
     parts:tuple = ()            # tasks concatenated into this one (anli_plus)
+    languages:tuple = ()        # the languages of a task outside both benchmarks (the demo's)
+    max_length:int|None = None  # retrieval: tokens kept per encoded sentence (None: 512, as XTREME)
 
     @property
     def langs(self) -> tuple:
-        "All languages of the task over both benchmarks (English only for intermediate tasks)."
-        return tuple(dict.fromkeys(l for b in ('xtreme', 'xtreme-r') for l in BENCHMARKS[b]['langs'].get(self.name, ()))) or ('en',)
+        "All languages of the task over both benchmarks, else its own `languages` (English only for intermediate tasks)."
+        return tuple(dict.fromkeys(l for b in ('xtreme', 'xtreme-r') for l in BENCHMARKS[b]['langs'].get(self.name, ()))) or self.languages or ('en',)
 
     @property
     def benchmarks(self) -> dict:
@@ -173,9 +175,7 @@ class TaskSpec:
 
     def hub_source(self, lang:str='en'):
         "The `(dataset id, config)` that holds `lang`, or None."
-        for hid, cfg, langs in self.hub:
-            if langs is None or lang in langs: return hid, (fill_pattern(cfg, lang) if cfg else None)
-        return None
+        return next(((hid, fill_pattern(cfg, lang) if cfg else None) for hid, cfg, langs in self.hub if langs is None or lang in langs), None)
 
 # %% ../nbs/10_tasks.ipynb #4dee43d6
 NLI = ('entailment', 'neutral', 'contradiction')
@@ -284,7 +284,17 @@ _TARGETS = [
        fmt='mewslix', files={'validation': ('mewslix/wikinews_mentions-dev.jsonl',), 'test': ('mewslix/wikinews_mentions-test.jsonl',)}),
 ]
 
-TASKS = {t.name: t for t in _INTERMEDIATE + _TARGETS}
+# %% ../nbs/10_tasks.ipynb #1f92bbe9
+_BIBLE = [
+    _T('bible-para', 'classification', 'intermediate', 'accuracy', labels=('different', 'same'), pair=True, fmt='bible_refs',
+       description='paraphrase identification between English Bible translations (hard negatives from the same chapter)',
+       files={'train': ('bible/bible-para.train.jsonl',), 'validation': ('bible/bible-para.validation.jsonl',)}),
+    _T('bible-sr', 'retrieval', 'target', 'accuracy', train_source='bible-para', eval_split='test', fmt='bible_refs', max_length=128,
+       description='verse retrieval X -> English over held-out New Testament chapters (nearest English verse by cosine)',
+       languages=_l('fr,it,es,pt,de,ro,pl,ru,uk,tr,sw,ar,hi,bn,zh,ja,fa,ko,id,vi,tl'), files={'test': ('bible/bible-sr.test.jsonl',)}),
+]
+
+TASKS = {t.name: t for t in _INTERMEDIATE + _TARGETS + _BIBLE}
 
 # %% ../nbs/10_tasks.ipynb #0902216b
 def get_task(name) -> TaskSpec:

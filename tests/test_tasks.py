@@ -1,4 +1,4 @@
-"""The task registry: 27 tasks, the XTREME / XTREME-R tables, the language table, look-ups and `itt-xling tasks`."""
+"""The task registry: 29 tasks (27 of the benchmarks, 2 of the demo), the XTREME / XTREME-R tables, the language table, look-ups and `itt-xling tasks`."""
 import dataclasses, subprocess, sys
 import pytest
 from itt_xling.core import ITTError
@@ -7,11 +7,12 @@ from itt_xling.cli import main
 
 INTERMEDIATE = 'anli_plus mnli snli anli qqp sst2 rte squad_v1 squad_v2 ccg commonsenseqa cosmosqa hellaswag siqa copa'.split()
 TARGETS = 'xnli pawsx udpos panx xquad mlqa tydiqa bucc2018 tatoeba xcopa lareqa mewslix'.split()
+BIBLE = ['bible-para', 'bible-sr']   # the demo's tasks, outside the benchmarks
 
 
-def test_registry_has_the_27_tasks():
-    assert list(TASKS) == INTERMEDIATE + TARGETS
-    assert [t.role for t in TASKS.values()] == ['intermediate'] * 15 + ['target'] * 12
+def test_registry_has_the_29_tasks():
+    assert list(TASKS) == INTERMEDIATE + TARGETS + BIBLE
+    assert [t.role for t in TASKS.values()] == ['intermediate'] * 15 + ['target'] * 12 + ['intermediate', 'target']
     assert {t.kind for t in TASKS.values()} == set(KINDS)
 
 
@@ -99,12 +100,13 @@ def test_fill_pattern(pattern, lang, want):
     assert fill_pattern(pattern, lang) == want
 
 
-def test_cli_lists_all_27_tasks(capsys):
+def test_cli_lists_all_29_tasks(capsys):
     assert main(['tasks']) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ['task', 'kind', 'role', 'metric', '#langs', 'hub', 'id']
     rows = [l.split() for l in out[2:]]
-    assert [r[0] for r in rows] == INTERMEDIATE + TARGETS
+    assert [r[0] for r in rows] == INTERMEDIATE + TARGETS + BIBLE
+    assert rows[-1][:5] == ['bible-sr', 'retrieval', 'target', 'accuracy', '21']
     assert rows[INTERMEDIATE.index('mnli')][1:] == ['classification', 'intermediate', 'accuracy', '1', 'nyu-mll/glue']
     assert rows[len(INTERMEDIATE) + TARGETS.index('panx')][4] == '48'
 
