@@ -4,11 +4,13 @@
 
 # %% ../nbs/90_cli.ipynb #9329150d
 from __future__ import annotations
-import sys, errno, importlib
-from .core import ITTError, did_you_mean
+import os, sys, csv, json, errno, argparse, importlib, contextlib
+from pathlib import Path
+import yaml
+from .core import ITTError, did_you_mean, file_error
 
 # %% auto #0
-__all__ = ['COMMANDS', 'usage', 'main']
+__all__ = ['COMMANDS', 'DEBUG_ENV', 'usage', 'main', 'path_in', 'error_line', 'usage_errors']
 
 # %% ../nbs/90_cli.ipynb #cc45dc3a
 COMMANDS = {
@@ -32,7 +34,7 @@ def usage() -> str:
     return '\n'.join(lines)
 
 def main(argv:list[str]|None=None) -> int:
-    "Entry point of `itt-xling`: dispatch to a subcommand; user errors print one line and exit 2."
+    "Entry point of `itt-xling`: dispatch to a subcommand; errors print one line (user errors exit 2, others 1)."
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ('-h', '--help', 'help'):
         print(usage()); return 0
@@ -41,15 +43,69 @@ def main(argv:list[str]|None=None) -> int:
         if cmd not in COMMANDS:
             raise ITTError(f"unknown command {cmd!r}.{did_you_mean(cmd, COMMANDS)} Commands: {', '.join(COMMANDS)}")
         mod, fn = COMMANDS[cmd][0].split(':')
-        return getattr(importlib.import_module(mod), fn)(rest) or 0
-    except ITTError as e:
-        print(f'itt-xling {cmd}: error: {e}', file=sys.stderr)
-        return 2
-    except (OSError, RuntimeError) as e:   # a full disk surfaces from torch / safetensors saves too
-        if isinstance(e, OSError) and e.errno not in (errno.ENOSPC, errno.EDQUOT) or \
-           isinstance(e, RuntimeError) and not any(m in str(e) for m in ('No space left', 'file write failed')): raise
-        print(f'itt-xling {cmd}: error: no space left on the disk ({e}): free some space or write elsewhere (--out)', file=sys.stderr)
-        return 2
+        with usage_errors(cmd): return getattr(importlib.import_module(mod), fn)(rest) or 0
     except KeyboardInterrupt:
         print(f'itt-xling {cmd}: interrupted', file=sys.stderr)
         return 130
+    except Exception as e:
+        if os.environ.get(DEBUG_ENV): raise
+        line = error_line(e)
+        if line is None:
+            print(f"itt-xling {cmd}: internal error: {type(e).__name__}: {_one_line(str(e))} (a bug; set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+            return 1
+        print(f'itt-xling {cmd}: error: {line}', file=sys.stderr)
+        return 2
+
+# %% ../nbs/90_cli.ipynb #69f78c55
+DEBUG_ENV = 'ITT_XLING_DEBUG'
+_PATH_NAMES = ('path', 'filename', 'file', 'fname', 'filepath_or_buffer', 'src', 'fp', 'f', 'p', 'self')
+
+def _one_line(s:str) -> str: return ' '.join(str(s).split())
+
+def _as_path(v) -> str|None:
+    if isinstance(v, Path): return str(v)
+    name = getattr(v, 'name', None) if hasattr(v, 'read') else None
+    if isinstance(name, str): return name
+    if isinstance(v, str) and '\n' not in v and len(v) < 4096 and os.path.lexists(v): return v
+    return None
+
+def path_in(tb) -> str|None:
+    "The file an exception was reading, found in its traceback: the innermost frame holding a path (or open file) in a variable such as `path`."
+    frames = []
+    while tb is not None: frames.append(tb.tb_frame); tb = tb.tb_next
+    for fr in reversed(frames):
+        for k in _PATH_NAMES:
+            if k in fr.f_locals and (p := _as_path(fr.f_locals[k])): return p
+    return None
+
+# %% ../nbs/90_cli.ipynb #b82ce419
+def _pandas_error(e) -> bool:
+    pd = sys.modules.get('pandas')
+    return pd is not None and isinstance(e, (pd.errors.ParserError, pd.errors.EmptyDataError))
+
+def error_line(e:BaseException) -> str|None:
+    "The one-line message of an error caused by the user's input or files; None for anything else (a bug)."
+    where = lambda: path_in(e.__traceback__) or 'a file'
+    if isinstance(e, ITTError): return _one_line(str(e))
+    if isinstance(e, OSError) and e.errno is not None: return str(file_error(e, e.filename if e.filename is not None else path_in(e.__traceback__)))
+    if isinstance(e, (OSError, RuntimeError)) and any(m in str(e) for m in ('No space left', 'file write failed')):
+        return f"no space left on the disk ({_one_line(e)}): free some space or write elsewhere (--out)"
+    if isinstance(e, OSError): return f"{_one_line(e)}"                # a library's message about a file (a broken model folder)
+    if isinstance(e, UnicodeDecodeError): return f"{where()}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}): save the file as UTF-8"
+    if isinstance(e, json.JSONDecodeError): return f"{where()}:{e.lineno}: invalid JSON ({e.msg})"
+    if isinstance(e, yaml.YAMLError):
+        m = getattr(e, 'problem_mark', None)
+        return f"{where()}:{m.line + 1 if m else '?'}: malformed YAML: {_one_line(getattr(e, 'problem', None) or e)}"
+    if isinstance(e, csv.Error) or _pandas_error(e): return f"{where()}: malformed CSV ({_one_line(e)})"
+    if isinstance(e, RecursionError): return f"{where()}: the input is nested too deeply (or refers to itself)"
+    return None
+
+# %% ../nbs/90_cli.ipynb #4746c84c
+@contextlib.contextmanager
+def usage_errors(cmd:str):
+    "While the block runs, an argparse usage error raises an `ITTError` (one line) instead of printing the usage and exiting."
+    def error(self, message): raise ITTError(f"{message} (see itt-xling {cmd} --help)")
+    old = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = error
+    try: yield
+    finally: argparse.ArgumentParser.error = old

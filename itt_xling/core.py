@@ -4,12 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #73f5ecf7
 from __future__ import annotations
-import os, sys, json, errno, difflib, secrets, shutil, contextlib
+import os, re, sys, json, math, errno, difflib, secrets, shutil, argparse, contextlib
 from pathlib import Path
+import yaml
 
 # %% auto #0
-__all__ = ['DATA_ENV', 'DATA_DIR_HELP', 'ITTError', 'did_you_mean', 'find_data_dir', 'cache_dir', 'atomic_write', 'write_text',
-           'write_json', 'atomic_dir', 'clean_partial', 'flat', 'progress', 'hub_offline', 'hub_error']
+__all__ = ['DATA_ENV', 'DATA_DIR_HELP', 'RUN_ENTRIES', 'ITTError', 'did_you_mean', 'find_data_dir', 'cache_dir', 'atomic_write',
+           'write_text', 'write_json', 'atomic_dir', 'clean_partial', 'file_error', 'read_text', 'load_yaml',
+           'partial_name', 'check_out', 'inside', 'run_entry', 'at_least', 'flat', 'progress', 'hub_offline',
+           'hub_error']
 
 # %% ../nbs/00_core.ipynb #10827d7d
 class ITTError(Exception):
@@ -143,6 +146,150 @@ def clean_partial(d) -> list[str]:
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
         gone.append(str(p.relative_to(d)))
     return gone
+
+# %% ../nbs/00_core.ipynb #7640614a
+_WHY = {errno.ENOENT: 'does not exist', errno.EISDIR: 'is a folder, not a file', errno.ENOTDIR: 'is not a folder (a part of the path is a file)',
+        errno.EACCES: 'permission denied', errno.EPERM: 'permission denied', errno.ELOOP: 'is a symbolic link loop',
+        errno.EROFS: 'is on a read-only file system', errno.ENAMETOOLONG: 'the name is too long', errno.EEXIST: 'already exists',
+        errno.ENOTEMPTY: 'is a folder that is not empty'}
+_FIX = {errno.EROFS: 'write elsewhere (--out)', errno.EACCES: 'check its permissions or use another path',
+        errno.EPERM: 'check its permissions or use another path'}
+
+def file_error(err:OSError, path=None) -> ITTError:
+    "The one-line user error for the OS error `err` on `path` (default: the error's own file name)."
+    p = path if path is not None else err.filename
+    if err.errno in (errno.ENOSPC, errno.EDQUOT): return _disk_full(err, p)
+    why = _WHY.get(err.errno)
+    if err.errno == errno.ENOENT and p is not None and os.path.islink(p): why = 'is a symbolic link to nothing (a dangling link)'
+    if why is None: why = ' '.join(str(err.strerror or err).split())
+    fix = _FIX.get(err.errno, 'check the path')
+    return ITTError(f"{p}: {why}: {fix}" if p is not None else f"{why}: {fix}")
+
+# %% ../nbs/00_core.ipynb #a3a9472a
+def read_text(path, name:str|None=None) -> str:
+    "The text of file `path` as UTF-8 (a byte-order mark dropped); `ITTError` naming it (as `name`) and the line when it cannot be read or is not UTF-8."
+    name = str(path) if name is None else name
+    try: data = Path(path).read_bytes()
+    except OSError as e: raise file_error(e, name) from None
+    try: return data.decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b'\n') + 1
+        raise ITTError(f"{name}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}): save the file as UTF-8") from None
+
+# %% ../nbs/00_core.ipynb #ce1fa0ab
+class _StrictLoader(yaml.SafeLoader):
+    "A safe YAML loader that refuses duplicate keys."
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for k, _ in node.value:
+            if k.tag == 'tag:yaml.org,2002:merge': continue
+            key = self.construct_object(k, deep=True)
+            try: first = seen.get(key)
+            except TypeError: continue                          # an unhashable key: the base class says so
+            if first is not None:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (first on line {first}): keep one", k.start_mark)
+            seen[key] = k.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+def _kids(n) -> list:
+    if isinstance(n, yaml.MappingNode): return [x for kv in n.value for x in kv]
+    return list(n.value) if isinstance(n, yaml.SequenceNode) else []
+
+# %% ../nbs/00_core.ipynb #f4007b9d
+def _check_graph(node, limit:int=100_000):
+    "Refuse a composed YAML graph with a cycle (a recursive alias) or more than `limit` nodes once aliases are expanded."
+    state, size, stack = {}, {}, [(node, False)]
+    while stack:
+        n, done = stack.pop()
+        if done:
+            state[id(n)] = 2; size[id(n)] = 1 + sum(size[id(k)] for k in _kids(n))
+            if size[id(n)] > limit:
+                raise yaml.constructor.ConstructorError(None, None, f"more than {limit} values once its aliases are expanded", n.start_mark)
+            continue
+        if state.get(id(n)) == 1:
+            raise yaml.constructor.ConstructorError(None, None, "an alias refers to a node that contains it (a recursive alias): write the value out", n.start_mark)
+        if state.get(id(n)) == 2: continue
+        state[id(n)] = 1
+        stack += [(n, True)] + [(k, False) for k in reversed(_kids(n))]
+
+# %% ../nbs/00_core.ipynb #8a6e7a87
+def load_yaml(text:str, name:str='<yaml>') -> tuple:
+    "`(data, node)` of the YAML document `text`; malformed YAML, duplicate keys and recursive aliases are an `ITTError` naming `name` and the line."
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None: return None, None
+        _check_graph(node)
+        return loader.construct_document(node), node
+    except yaml.YAMLError as e:
+        m = getattr(e, 'problem_mark', None) or getattr(e, 'context_mark', None)
+        raise ITTError(f"{name}:{m.line + 1 if m else '?'}: malformed YAML: {getattr(e, 'problem', None) or e}") from None
+    except RecursionError:
+        raise ITTError(f"{name}: malformed YAML: nested too deeply") from None
+    finally: loader.dispose()
+
+# %% ../nbs/00_core.ipynb #b1829649
+def partial_name(name:str) -> bool:
+    "Whether `name` is a leftover of a killed write (`.NAME.XXXXXXXX.tmp`, `.NAME.old`)."
+    return bool(re.fullmatch(r'\..+\.([0-9a-f]{8}\.tmp|old)', name))
+
+def _listing(names:list) -> str:
+    return ', '.join(names[:3]) + (f' and {len(names) - 3} more' if len(names) > 3 else '')
+
+def _overlap(r:Path, inputs:dict, flag:str, out):
+    for k, v in (inputs or {}).items():
+        if v is None: continue
+        q = Path(v).expanduser().resolve()
+        how = 'is' if r == q else 'is inside' if q in r.parents else 'contains' if r in q.parents else None
+        if how: raise ITTError(f"{flag} {out} {how} the {k} folder {v}: write to a separate folder")
+
+# %% ../nbs/00_core.ipynb #074b35c8
+def check_out(out, # the output folder asked for
+              ours=None, # `ours(entry) -> bool`: whether an entry of an existing `out` is something this command writes
+              inputs:dict|None=None, # `{'--run': path, ...}`: folders the command reads, which `out` must stay apart from
+              flag:str='--out', # the option's name, for messages
+             ) -> Path:
+    "`out` resolved, once it is safe to write: not a file, apart from `inputs`, and holding nothing but what `ours` accepts."
+    p = Path(out).expanduser()
+    if p.exists() and not p.is_dir(): raise ITTError(f"{flag} {out} is a file: give a folder (a new one, or one this command wrote)")
+    if p.is_symlink() and not p.exists(): raise ITTError(f"{flag} {out} is a symbolic link to nothing: give a folder")
+    r = p.resolve()
+    _overlap(r, inputs, flag, out)
+    if r.is_dir():
+        foreign = sorted(e.name for e in r.iterdir() if not (partial_name(e.name) or (ours is not None and ours(e))))
+        if foreign: raise ITTError(f"{flag} {out} holds files this command did not write ({_listing(foreign)}): give a new or empty folder")
+    return r
+
+# %% ../nbs/00_core.ipynb #d9799f77
+def inside(root, *parts) -> Path:
+    "`root/parts...` resolved, refused unless it stays inside `root` (no `..`, absolute part or symbolic link leading out)."
+    r = Path(root).resolve()
+    p = r.joinpath(*map(str, parts)).resolve()
+    if p != r and r not in p.parents:
+        raise ITTError(f"{Path(*map(str, parts))} would be written outside {root}: a name must not lead out of the output folder")
+    return p
+
+# %% ../nbs/00_core.ipynb #0cd27d96
+_STAGE_DIR = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.+-]*-s\d+-[0-9a-f]{8}')
+RUN_ENTRIES = ('results.csv', '.results.lock', 'sweep.json', '.submitit', 'report')
+
+def run_entry(p:Path) -> bool:
+    "Whether `p`, an entry of a run folder, is something the package writes there (a stage or `eval-*` folder, `results.csv`, ...)."
+    p = Path(p)
+    if p.name in RUN_ENTRIES or partial_name(p.name): return True
+    if p.is_symlink() or not p.is_dir(): return False
+    return p.name.startswith('eval-') or bool(_STAGE_DIR.fullmatch(p.name)) or (p/'config.yaml').is_file()
+
+# %% ../nbs/00_core.ipynb #056f65d3
+def at_least(lo, kind=int):
+    "An argparse `type`: a finite `kind` (int or float) that is >= `lo`."
+    def number(s:str):
+        try: v = kind(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {s!r}") from None
+        if not math.isfinite(v) or v < lo: raise argparse.ArgumentTypeError(f"must be a number >= {lo}, got {s!r}")
+        return v
+    number.__name__ = f'{kind.__name__} >= {lo}'
+    return number
 
 # %% ../nbs/00_core.ipynb #11fd9cb0
 def flat(d:dict|None, pre:str='', join:str|None=None) -> dict:
