@@ -29,7 +29,6 @@ __all__ = ['AUTO_MODELS', 'quiet_loading', 'load_tokenizer', 'build_model', 'unw
 AUTO_MODELS = dict(classification=AutoModelForSequenceClassification, tagging=AutoModelForTokenClassification,
                    span_qa=AutoModelForQuestionAnswering, multiple_choice=AutoModelForMultipleChoice, retrieval=AutoModel)
 
-
 @contextlib.contextmanager
 def _peft_quiet():
     "Hide transformers' deprecation warnings that peft triggers."
@@ -59,6 +58,7 @@ def load_tokenizer(encoder) -> 'PreTrainedTokenizerFast':
     "The tokenizer of `encoder` (an alias, a hub id or a local folder)."
     return _load('tokenizer', encoder, AutoTokenizer.from_pretrained)
 
+# %% ../nbs/23_models.ipynb #8f5f11f5
 def build_model(encoder, # alias ('tiny-xlmr', 'me5-small'), hub id or local folder
                 task, # a `TaskSpec` or task name: its kind picks the head
                 lora:'LoraSpec|dict|None'=None, # wrap with a fresh LoRA adapter named after the task
@@ -123,6 +123,7 @@ def mean_loss(model, feats, collator, batch_size:int=32) -> float:
         k = len(batch['input_ids']); tot += out.loss.item() * k; n += k
     return tot / n
 
+# %% ../nbs/23_models.ipynb #515e8cdc
 def predict(model, feats, collator, batch_size:int=32):
     "Logits for `feats` in the form `postprocess` takes."
     rows, starts, ends = [], [], []
@@ -161,6 +162,7 @@ def encoder_state(model, merge_lora:bool=True) -> dict:
         for k, d in _lora_deltas(enc).items(): sd[k] = sd[k] + d.to(sd[k].dtype)
     return sd
 
+# %% ../nbs/23_models.ipynb #adb7d8af
 def transfer_encoder(src, # the previous stage's model (plain or peft)
                      dst, # the next task's model (plain transformers)
                      reinit_head:bool=True, # re-initialise `dst`'s head
@@ -222,6 +224,7 @@ def _copy_adapter(src, src_name, dst, dst_name):
                 raise ITTError(f"adapter {src_name!r} of the previous stage does not fit this model (at {key}); use the same encoder and LoRA targets")
             p.copy_(have[key])
 
+# %% ../nbs/23_models.ipynb #74d2608b
 def apply_lora(model, # a plain transformers model with the new task's head
                spec:LoraSpec|dict, # this stage's LoRA settings
                name:str, # adapter name of this stage (e.g. the task or stage id)

@@ -145,6 +145,7 @@ def _span_counts(x:pd.DataFrame):
         rows.append((len(ep & eg), len(ep), len(eg)))
     return np.array(rows, dtype=float)
 
+# %% ../nbs/50_results.ipynb #570aaa5d
 def _gain_ci(fn, task, metric, lang, pairs, n_resamples, confidence, seed):
     "CI of the seed-averaged gain from (base, itt) prediction frames aligned on the same ids; returns (low, high, n, method, full)."
     ids = sorted(set.intersection(*[set(b.index) & set(i.index) for b, i in pairs]))
@@ -182,6 +183,22 @@ def _gain_ci(fn, task, metric, lang, pairs, n_resamples, confidence, seed):
 # %% ../nbs/50_results.ipynb #e51692ee
 PAIR_KEYS = ['model', 'lora', 'target', 'lang', 'split', 'metric']
 
+# %% ../nbs/50_results.ipynb #9179f2b3
+def _interval(fn, r:dict, g, n_resamples:int, confidence:float, seed:int) -> dict:
+    "The paired-bootstrap interval of gain `r` from the per-example predictions of its rows `g`, with a note when it cannot be had."
+    pairs = [(read_predictions(x.run_dir_base, x.stage_base, x.target, x.lang, x.split),
+              read_predictions(x.run_dir, x.stage, x.target, x.lang, x.split)) for x in g.itertuples()]
+    lo = hi = np.nan; n = 0; how = note = ''
+    if any(p is None for pr in pairs for p in pr): note = 'no per-example predictions: no CI'
+    else:
+        try: lo, hi, n, how, full = _gain_ci(fn, r['target'], r['metric'], r['lang'], pairs, n_resamples, confidence, seed)
+        except (KeyError, TypeError, ValueError, ITTError) as e:
+            lo = hi = np.nan; n = 0; how = ''; note = f'no CI: metric not computable from predictions ({type(e).__name__}: {e})'
+        else:
+            if n and not np.isclose(full, r['delta'], atol=1e-3): note = f'predictions give a gain of {full:.3f} (results.csv: {r["delta"]:.3f})'
+    return dict(ci_low=lo, ci_high=hi, n=n, significant=bool(lo > 0 or hi < 0) if n else False, ci_method=how, note=note)
+
+# %% ../nbs/50_results.ipynb #5a8dc2ad
 def deltas(df:pd.DataFrame, # rows from `load_results`
            baseline:str='none', # intermediate value of the baseline chain
            metrics:str='primary', # 'primary' (the first metric of each target) or 'all'
@@ -206,19 +223,7 @@ def deltas(df:pd.DataFrame, # rows from `load_results`
         gains = (g['value'] - g['value_base']).to_numpy()
         r.update(n_seeds=len(g), base=g['value_base'].mean(), itt=g['value'].mean(), delta=gains.mean(),
                  delta_sd=gains.std(ddof=1) if len(g) > 1 else np.nan)
-        pairs = [(read_predictions(x.run_dir_base, x.stage_base, x.target, x.lang, x.split),
-                  read_predictions(x.run_dir, x.stage, x.target, x.lang, x.split)) for x in g.itertuples()]
-        note = ''
-        if any(p is None for pr in pairs for p in pr):
-            lo = hi = np.nan; n = 0; how = ''; note = 'no per-example predictions: no CI'
-        else:
-            try: lo, hi, n, how, full = _gain_ci(fn, r['target'], r['metric'], r['lang'], pairs, n_resamples, confidence, seed)
-            except (KeyError, TypeError, ValueError, ITTError) as e:
-                lo = hi = np.nan; n = 0; how = ''; note = f'no CI: metric not computable from predictions ({type(e).__name__}: {e})'
-            else:
-                if n and not np.isclose(full, r['delta'], atol=1e-3): note = f'predictions give a gain of {full:.3f} (results.csv: {r["delta"]:.3f})'
-        r.update(ci_low=lo, ci_high=hi, n=n, significant=bool(lo > 0 or hi < 0) if n else False, ci_method=how, note=note)
-        out.append(r)
+        out.append({**r, **_interval(fn, r, g, n_resamples, confidence, seed)})
     res = pd.DataFrame(out)
     res.attrs.update(confidence=confidence, n_resamples=n_resamples, seed=seed)
     return res

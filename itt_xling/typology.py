@@ -77,6 +77,7 @@ def _shared(u, a:str, b:str, dist:str) -> int:
     keep = np.char.startswith(feats, pre) if pre else np.ones(len(feats), bool)
     return int(((va > -1) & (vb > -1) & keep).sum())
 
+# %% ../nbs/51_typology.ipynb #a62c8ae3
 def _family(u, code:str) -> str|float:
     "The top-level URIEL family of `code` (the family node with most member languages); NaN when none."
     fam = np.asarray(u.data[0], dtype=float).max(-1)
@@ -88,6 +89,26 @@ def _family(u, code:str) -> str|float:
     return str(u.feats[0][act[np.argmax(sizes)]])[2:]
 
 # %% ../nbs/51_typology.ipynb #27442830
+def _distance(u, ref:str, cands:list, d:str) -> tuple:
+    "Distance `d` from `ref` through the first suitable URIEL code of `cands`: (value, shared features, notes)."
+    shared = {c: (_n_features(u, c, d) if d == 'genetic' else _shared(u, ref, c, d) if _n_features(u, c, d) > 0 else 0) for c in cands}
+    if d == 'genetic' or d == 'geographic': use = next((c for c in cands if shared[c] > 0), None)
+    else:   # the first code with enough shared features, else the one with most
+        use = next((c for c in cands if shared[c] >= MIN_SHARED), max(cands, key=lambda c: shared[c]))
+        use = use if shared[use] > 0 else None
+    if use is None:
+        why = ('no family in URIEL (a language isolate, or a code without a family tree)' if d == 'genetic'
+               else f'no {d} features in URIEL shared with English')
+        return np.nan, 0, [f"{d}: undefined, {why} ({'/'.join(cands)})"]
+    n, notes = (_n_features(u, use, d) if d == 'genetic' else _shared(u, ref, use, d)), []
+    with _quiet(): value = float(u.new_distance(d, ref, use))
+    if use != cands[0]:
+        what = 'family-tree nodes' if d == 'genetic' else f'{d} features shared with English'
+        notes.append(f"{d}: via {use!r} ({cands[0]!r} has {shared[cands[0]]} {what}, {use!r} {shared[use]})")
+    if d not in ('genetic', 'geographic') and n < MIN_SHARED: notes.append(f"{d}: only {n} shared features, unreliable")
+    return value, n, notes
+
+# %% ../nbs/51_typology.ipynb #9791f3c3
 def uriel_distances(codes:dict, # language -> URIEL code or list of codes to try in order
                     ref:str='eng', # URIEL code of the reference language
                     distances=DISTANCES, # distance types
@@ -109,24 +130,8 @@ def uriel_distances(codes:dict, # language -> URIEL code or list of codes to try
         fams = [f for f in (_family(u, c) for c in cands) if isinstance(f, str)]
         r['family'] = fams[0] if fams else np.nan
         for d in distances:
-            shared = {c: (_n_features(u, c, d) if d == 'genetic' else _shared(u, ref, c, d) if _n_features(u, c, d) > 0 else 0) for c in cands}
-            if d == 'genetic' or d == 'geographic': use = next((c for c in cands if shared[c] > 0), None)
-            else:   # the first code with enough shared features, else the one with most
-                use = next((c for c in cands if shared[c] >= MIN_SHARED), max(cands, key=lambda c: shared[c]))
-                use = use if shared[use] > 0 else None
-            if use is None:
-                r[d], r[f'{d}_n'] = np.nan, 0
-                why = ('no family in URIEL (a language isolate, or a code without a family tree)' if d == 'genetic'
-                       else f'no {d} features in URIEL shared with English')
-                notes.append(f"{d}: undefined, {why} ({'/'.join(cands)})")
-                continue
-            r[f'{d}_n'] = _n_features(u, use, d) if d == 'genetic' else _shared(u, ref, use, d)
-            with _quiet(): r[d] = float(u.new_distance(d, ref, use))
-            if use != cands[0]:
-                what = 'family-tree nodes' if d == 'genetic' else f'{d} features shared with English'
-                notes.append(f"{d}: via {use!r} ({cands[0]!r} has {shared[cands[0]]} {what}, {use!r} {shared[use]})")
-            if d not in ('genetic', 'geographic') and r[f'{d}_n'] < MIN_SHARED:
-                notes.append(f"{d}: only {r[f'{d}_n']} shared features, unreliable")
+            r[d], r[f'{d}_n'], note = _distance(u, ref, cands, d)
+            notes += note
         r['note'] = '; '.join(notes)
         rows.append(r)
     cols = ['lang', 'uriel', 'family', *[c for d in distances for c in (d, f'{d}_n')], 'note']

@@ -17,8 +17,8 @@ from .encoders import resolve_encoder
 from .retrieval import RETRIEVERS, bare_encoder
 
 # %% auto #0
-__all__ = ['GOLD', 'predict_examples', 'eval_split', 'eval_langs', 'score_examples', 'evaluate', 'zero_shot', 'load_for_eval',
-           'record_eval', 'cli_eval']
+__all__ = ['GOLD', 'raw_outputs', 'predict_examples', 'eval_split', 'eval_langs', 'score_examples', 'evaluate', 'zero_shot',
+           'load_for_eval', 'record_eval', 'cli_eval']
 
 # %% ../nbs/42_zero_shot.ipynb #c92f7cc9
 def _key(row) -> tuple:
@@ -27,6 +27,29 @@ def _key(row) -> tuple:
     f = lambda x: tuple(map(tuple, x)) if x and isinstance(x[0], list) else tuple(x or ())
     return f(ids), f(tt)
 
+# %% ../nbs/42_zero_shot.ipynb #40f1e582
+def _outputs(res, j:int, n:int, kind:str):
+    "Row `j`'s raw output in a batch result: (start, end) logits of its `n` tokens, per-token logits, or one vector."
+    if 'start_logits' in res: return res.start_logits[j, :n].float().cpu().numpy(), res.end_logits[j, :n].float().cpu().numpy()
+    if res.logits.ndim == 3 and kind == 'tagging': return res.logits[j, :n].float().cpu().numpy()
+    return res.logits[j].float().cpu().numpy()
+
+def raw_outputs(model, feats, collate, rows:list, batch_size:int, kind:str) -> dict:
+    "Raw outputs of `model` for featurized `rows` (run in the given order, in batches), by row; the model is left as it was."
+    import torch
+    out, was_training, device = {}, model.training, next(model.parameters()).device
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for s in range(0, len(rows), batch_size):
+                idx = rows[s:s + batch_size]
+                batch = {k: v.to(device) for k, v in collate([feats[i] for i in idx]).items() if k not in ('labels', 'start_positions', 'end_positions')}
+                res, n_tok = model(**batch), batch['attention_mask'].sum(-1)
+                for j, i in enumerate(idx): out[i] = _outputs(res, j, int(n_tok[j]), kind)
+    finally: model.train(was_training)
+    return out
+
+# %% ../nbs/42_zero_shot.ipynb #b1b67fbe
 def predict_examples(model, # a fine-tuned model with the task's head
                      tokenizer, # its tokenizer
                      task, # task name or `TaskSpec`
@@ -35,36 +58,18 @@ def predict_examples(model, # a fine-tuned model with the task's head
                      max_length:int|None=None, # longest row in tokens (default: the kind's)
                     ) -> list:
     "One prediction per example of `ds` (class / tags / answer text / choice), each distinct input run once, batched by length."
-    import torch, datasets
+    import datasets
     t = get_task(task)
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
     try: feats = featurize(t, ds, tokenizer, max_length=max_length, cache=False)
     finally:
         if bars: datasets.enable_progress_bars()
-    collate = data_collator(t, tokenizer)
     first, where = {}, []
     for i, row in enumerate(feats.select_columns([c for c in ('input_ids', 'token_type_ids') if c in feats.column_names])):
         where.append(first.setdefault(_key(row), i))
     lengths = feats['length']
-    uniq = sorted(set(where), key=lambda i: -lengths[i])
-    out = {}
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for s in range(0, len(uniq), batch_size):
-                idx = uniq[s:s + batch_size]
-                batch = collate([feats[i] for i in idx])
-                batch = {k: v.to(next(model.parameters()).device) for k, v in batch.items() if k not in ('labels', 'start_positions', 'end_positions')}
-                res = model(**batch)
-                n_tok = batch['attention_mask'].sum(-1)
-                for j, i in enumerate(idx):
-                    if 'start_logits' in res:
-                        n = int(n_tok[j]); out[i] = (res.start_logits[j, :n].float().cpu().numpy(), res.end_logits[j, :n].float().cpu().numpy())
-                    elif res.logits.ndim == 3 and t.kind == 'tagging': out[i] = res.logits[j, :int(n_tok[j])].float().cpu().numpy()
-                    else: out[i] = res.logits[j].float().cpu().numpy()
-    finally: model.train(was_training)
+    out = raw_outputs(model, feats, data_collator(t, tokenizer), sorted(set(where), key=lambda i: -lengths[i]), batch_size, t.kind)
     raw = [out[w] for w in where]
     if t.kind == 'span_qa': raw = ([r[0] for r in raw], [r[1] for r in raw])
     return postprocess(t, ds, feats, raw)

@@ -4,7 +4,8 @@ from peft import PeftModel
 from itt_xling.core import ITTError
 from itt_xling.load import load_split
 from itt_xling.features import featurize, data_collator, postprocess
-from itt_xling.models import (load_tokenizer, build_model, head_modules, transfer_encoder, encoder_state, LoraSpec, apply_lora,
+from itt_xling.settings import LoraSpec
+from itt_xling.models import (load_tokenizer, build_model, head_modules, transfer_encoder, encoder_state, lora_config, apply_lora,
                               lora_state, adapter_weights, merge_lora, save_model, load_model, train_steps, mean_loss, predict)
 
 datasets.disable_progress_bars()
@@ -170,9 +171,9 @@ def test_merge_and_continue_strategies(stage1):
         apply_lora(build_model('tiny-xlmr', 'xcopa'), LoraSpec(), 'xnli', previous=stage1)
 
 def test_lora_spec_checks():
-    with pytest.raises(ITTError, match='strategy'): LoraSpec(strategy='replace')
-    with pytest.raises(ITTError, match='r=0'): LoraSpec(r=0)
-    assert LoraSpec(target_modules=['query']).config().target_modules == {'query'}
+    with pytest.raises(ITTError, match='strategy: must be one of stack, merge, continue'): LoraSpec(strategy='replace')
+    with pytest.raises(ITTError, match='r: must be >= 1, not 0'): LoraSpec(r=0)
+    assert lora_config(LoraSpec(target_modules=['query'])).target_modules == {'query'}
 
 def test_merged_equals_unmerged(data_dir, tok, stage1):
     _, feats, coll = data(data_dir, tok, 'xcopa', 'it', 8)
