@@ -240,8 +240,8 @@ def _overlap(r:Path, inputs:dict, flag:str, out):
     for k, v in (inputs or {}).items():
         if v is None: continue
         q = Path(v).expanduser().resolve()
-        how = 'is' if r == q else 'is inside' if q in r.parents else 'contains' if r in q.parents else None
-        if how: raise ITTError(f"{flag} {out} {how} the {k} folder {v}: write to a separate folder")
+        how = 'is the same folder as' if r == q else 'is inside' if q in r.parents else 'contains' if r in q.parents else None
+        if how: raise ITTError(f"{flag} {out} {how} {k} {v}: write to a separate folder")
 
 # %% ../nbs/00_core.ipynb #074b35c8
 def check_out(out, # the output folder asked for

@@ -4,13 +4,13 @@
 
 # %% ../nbs/22_encoders.ipynb #a548ee42
 from __future__ import annotations
-import argparse
+import json, argparse
 from pathlib import Path
-from .core import ITTError, did_you_mean, cache_dir, atomic_dir
-from .me5 import me5_tokenizer, convert_me5, verify_me5
+from .core import ITTError, did_you_mean, cache_dir, atomic_dir, check_out
+from .me5 import me5_tokenizer, convert_me5, verify_me5, MANIFEST
 
 # %% auto #0
-__all__ = ['ENCODERS', 'tiny_xlmr', 'resolve_encoder', 'mean_pool', 'cli_model']
+__all__ = ['ENCODERS', 'tiny_xlmr', 'resolve_encoder', 'mean_pool', 'me5_entry', 'cli_model']
 
 # %% ../nbs/22_encoders.ipynb #8a525600
 def tiny_xlmr(layers:int=2, # transformer layers
@@ -65,12 +65,19 @@ def mean_pool(hidden, mask):
     m = mask[..., None].to(hidden.dtype)
     return torch.nn.functional.normalize((hidden*m).sum(1) / m.sum(1).clamp(min=1), dim=-1)
 
+# %% ../nbs/22_encoders.ipynb #2695e5fd
+def me5_entry(out):
+    "`ours(entry)` for `check_out`: whether an entry of `out` is a file of an earlier conversion there (listed in its manifest)."
+    try: listed = set(json.loads((Path(out)/MANIFEST).read_text(encoding='utf-8'))['files']) | {MANIFEST}
+    except (OSError, ValueError, KeyError, TypeError): listed = set()
+    return lambda p: p.name in listed and p.is_file() and not p.is_symlink()
+
 # %% ../nbs/22_encoders.ipynb #de1c0b54
 def cli_model(argv:list|None=None) -> int:
     "`itt-xling model NAME [--out DIR] [--force] [--verify]`: prepare an offline encoder and print its directory."
     ap = argparse.ArgumentParser(prog='itt-xling model', description='Prepare an offline encoder and print its directory.')
     ap.add_argument('name', help='; '.join(f'{k}: {v}' for k, v in ENCODERS.items()))
-    ap.add_argument('--out', help='write me5-small into this directory instead of the cache')
+    ap.add_argument('--out', help='write me5-small into this directory instead of the cache (new, empty, or an earlier conversion)')
     ap.add_argument('--force', action='store_true', help='convert again even if a complete copy exists')
     ap.add_argument('--verify', action='store_true', help="re-hash the converted files against their manifest")
     a = ap.parse_args(argv)
@@ -78,7 +85,7 @@ def cli_model(argv:list|None=None) -> int:
     if name not in ENCODERS:
         raise ITTError(f"unknown model {a.name!r}.{did_you_mean(name, ENCODERS)} Known models: {', '.join(ENCODERS)} (other encoders: pass a hub id or a local directory wherever an encoder is asked for)")
     if name == 'me5-small':
-        p = convert_me5(a.out, force=a.force)
+        p = convert_me5(check_out(a.out, me5_entry(a.out)) if a.out else None, force=a.force)
         if a.verify: verify_me5(p)
     else:
         if a.out or a.force or a.verify: raise ITTError("--out, --force and --verify apply to me5-small only")

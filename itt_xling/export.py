@@ -4,32 +4,53 @@
 
 # %% ../nbs/43_export.ipynb #e1e6e9f0
 from __future__ import annotations
-import json, argparse, datetime
+import re, json, argparse, datetime
 from pathlib import Path
-from .core import ITTError, atomic_dir, write_text, write_json, did_you_mean
+from .core import ITTError, atomic_dir, write_text, write_json, did_you_mean, read_text, check_out, inside
 from .tasks import BENCHMARKS, get_task
 from .metrics import compute_metrics, answer_texts
 
 # %% auto #0
-__all__ = ['EXT', 'LABEL_NAMES', 'read_predictions', 'render', 'find_predictions', 'our_numbers', 'score_records', 'export_run',
-           'cli_export']
+__all__ = ['EXT', 'LABEL_NAMES', 'read_predictions', 'render', 'find_predictions', 'our_numbers', 'score_records', 'export_entry',
+           'export_run', 'cli_export']
 
 # %% ../nbs/43_export.ipynb #da6aea75
 EXT = {'xnli': 'tsv', 'pawsx': 'tsv', 'tatoeba': 'tsv', 'bucc2018': 'tsv', 'panx': 'tsv', 'udpos': 'tsv',
        'xquad': 'json', 'mlqa': 'json', 'tydiqa': 'json', 'mewslix': 'json', 'lareqa': 'json', 'xcopa': 'jsonl'}
 LABEL_NAMES = ('xnli',)  # tasks whose label files hold class names rather than indices
 
-def read_predictions(path) -> list[dict]:
-    "The `{id, pred, gold}` records of a predictions `.jsonl` file (`ITTError` naming file:line when malformed)."
+def read_predictions(path, task:str|None=None) -> list[dict]:
+    "The `{id, pred, gold}` records of a predictions `.jsonl` file (`ITTError` naming file:line when malformed; values checked against `task`)."
     path, out = Path(path), []
-    for i, line in enumerate(path.read_text(encoding='utf-8').splitlines(), 1):
+    for i, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip(): continue
         try: r = json.loads(line)
         except json.JSONDecodeError as e: raise ITTError(f"{path}:{i}: not JSON ({e.msg}); each line must be one {{\"id\", \"pred\", \"gold\"}} object")
         if not isinstance(r, dict) or not {'id', 'pred', 'gold'} <= set(r):
             raise ITTError(f"{path}:{i}: expected keys id, pred, gold; got {sorted(r) if isinstance(r, dict) else type(r).__name__}")
+        for k in ('id', 'pred', 'gold'):
+            why = _bad_value(task, k, r[k]) if task else None
+            if why: raise ITTError(f"{path}:{i}: {k} {r[k]!r} is {why}; the file was not written by an evaluation of {task}")
         out.append(r)
     return out
+
+# %% ../nbs/43_export.ipynb #d2b40019
+def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
+def _strs(v) -> bool: return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+def _bad_value(task:str, key:str, v) -> str|None:
+    "Why `v` cannot be the `key` ('id', 'pred' or 'gold') of a `task` record; None when it can."
+    t = get_task(task)
+    if key == 'id': return None if isinstance(v, str) or _is_int(v) else 'not a string or integer id'
+    if task in ('xnli', 'pawsx', 'xcopa'):
+        n = len(t.labels) or t.n_choices
+        ok = _is_int(v) and 0 <= v < n or isinstance(v, str) and v in t.labels
+        return None if ok else f"not a {task} label ({' '.join(t.labels) + ' or ' if t.labels else ''}0..{n - 1})"
+    if task in ('panx', 'udpos'):
+        return None if v is None and key == 'gold' or _strs(v) and set(v) <= set(t.labels) else f"not a list of {task} tags"
+    if task in ('xquad', 'mlqa', 'tydiqa') and key == 'pred': return None if v is None or isinstance(v, str) else 'not an answer text'
+    if task in ('mewslix', 'lareqa', 'bucc2018') and not (v is None or isinstance(v, str) or _strs(v)): return 'not an id or a list of ids'
+    return None
 
 # %% ../nbs/43_export.ipynb #6c6f1b9c
 def _label(task, v) -> str:
@@ -105,6 +126,24 @@ def score_records(task:str, records:list[dict], lang:str|None=None) -> dict[str,
         return compute_metrics(task, pairs('pred'), pairs('gold'), lang=lang)
     return compute_metrics(task, [r['pred'] for r in records], [r['gold'] for r in records], lang=lang)
 
+# %% ../nbs/43_export.ipynb #33e5bd93
+def _our_manifest(p:Path) -> bool:
+    try: m = json.loads(p.read_text(encoding='utf-8'))
+    except (OSError, ValueError): return False
+    return isinstance(m, dict) and {'benchmark', 'files', 'side'} <= set(m)
+
+def export_entry(p:Path) -> bool:
+    "Whether `p`, an entry of an export folder, is something `export_run` writes: its manifest or a task folder of `test-<lang>` files."
+    if p.is_symlink(): return False
+    if p.name == 'manifest.json': return p.is_file() and _our_manifest(p)
+    if not (p.is_dir() and p.name in EXT): return False
+    return all(f.is_file() and not f.is_symlink() and re.fullmatch(rf'test-[\w-]+\.{EXT[p.name]}', f.name) for f in p.iterdir())
+
+def _export_dirs(run, out, gold):
+    "`out` and `gold` checked for writing (`check_out`), resolved."
+    out = check_out(out, export_entry, {'--run': run, '--gold': gold})
+    return out, gold if gold is None else check_out(gold, export_entry, {'--run': run, '--out': out}, '--gold')
+
 # %% ../nbs/43_export.ipynb #b74e35fd
 def export_run(run, # run output folder or stage folder
                out, # PRED_DIR to write
@@ -116,13 +155,14 @@ def export_run(run, # run output folder or stage folder
     "Write `run`'s predictions in the leaderboard layout under `out` (and gold under `gold`); returns the manifest."
     if benchmark not in BENCHMARKS: raise ITTError(f"--benchmark {benchmark!r}.{did_you_mean(benchmark, BENCHMARKS)} Use one of {', '.join(BENCHMARKS)}")
     langs_of = BENCHMARKS[benchmark]['langs']
+    out, gold = _export_dirs(run, out, gold)
     found = find_predictions(run, stage, split)
     run_root = Path(run) if (Path(run)/'results.csv').is_file() or not (Path(run)/'predictions').is_dir() else Path(run).parent
     files, skipped, recs = [], [], {}
     for (task, lang), (sp, path) in sorted(found.items()):
         if task not in langs_of or lang not in langs_of[task]:
             skipped.append(dict(task=task, lang=lang, split=sp, why=f'not in {benchmark}')); continue
-        r = read_predictions(path)
+        r = read_predictions(path, task)
         recs[(task, lang)] = r
         st = path.parent.parent.name
         ours = our_numbers(run_root, task, lang, sp, st) or score_records(task, r, lang)
@@ -136,7 +176,7 @@ def export_run(run, # run output folder or stage folder
     for which, folder in (('pred', out), ('gold', gold)):
         if folder is None: continue
         with atomic_dir(folder) as tmp:
-            for (task, lang), r in recs.items(): write_text(tmp/task/f'test-{lang}.{EXT[task]}', render(task, r, which))
+            for (task, lang), r in recs.items(): write_text(inside(tmp, task, f'test-{lang}.{EXT[task]}'), render(task, r, which))
             write_json(tmp/'manifest.json', dict(manifest, side=which))
     return manifest
 
@@ -145,7 +185,7 @@ def cli_export(argv:list[str]) -> int:
     "`itt-xling export --run DIR --out PRED_DIR [--gold GOLD_DIR] [--benchmark xtreme|xtreme-r]`."
     p = argparse.ArgumentParser(prog='itt-xling export', description='write predictions in the XTREME leaderboard layout (PRED_DIR/<task>/test-<lang>.<ext>)')
     p.add_argument('--run', required=True, help="a run's output folder (or one stage folder)")
-    p.add_argument('--out', required=True, help='prediction folder to write (replaced as a whole)')
+    p.add_argument('--out', required=True, help='prediction folder to write: a new or empty folder, or an earlier export (replaced as a whole)')
     p.add_argument('--gold', help='also write the gold labels of the evaluated split here, in the same layout')
     p.add_argument('--benchmark', default='xtreme-r', choices=sorted(BENCHMARKS), help='which task and language lists to export (default xtreme-r)')
     p.add_argument('--stage', help='the stage to export when several stages evaluated the same task')
