@@ -26,7 +26,7 @@ def cpu_wall(start=None):
 def subset(task, langs, n, data, first=True):
     "Per language, the row indices the itt_xling path evaluates: the first `n` (zero_shot's `limit`) or `cap_examples`'s."
     from itt_xling.load import load_split
-    from itt_xling.stages import cap_examples
+    from itt_xling.recipe import cap_examples
     out = {}
     for lang in langs:
         ds = load_split(task.name, 'validation', lang, data_dir=data)
@@ -64,7 +64,8 @@ def zero_shot_eval(model, tok, task, langs, n, data):
 def stage_eval(model, tok, task, langs, n, data):
     "The trainer's zero-shot evaluation (`stages.evaluate_stage`, as `run_stage` calls it) on `n` examples per language."
     import itt_xling.stages as S
-    stage = S.Stage(name='bench', evals=(task.name,), langs={task.name: list(langs)}, max_eval_examples=n, split='validation')
+    from itt_xling.settings import make_stage
+    stage = make_stage(name='bench', evals=(task.name,), langs={task.name: list(langs)}, max_eval_examples=n, split='validation')
     sd = Path(tempfile.mkdtemp(prefix='itt-bench-'))
     try:
         with contextlib.redirect_stdout(io.StringIO()):

@@ -19,10 +19,12 @@ def child(model_name, variant, steps, batch, task):
     import contextlib, io
     from _common import data_dir
     import itt_xling.stages as S
+    from itt_xling.settings import make_stage
+    from itt_xling.recipe import load_stage_data
     enc, data = encoder(model_name), data_dir()
-    stage = S.Stage(name='bench', tasks=(task,), model=enc, seed=1, epochs=1, batch_size=batch, lr=1e-5,
-                    select_best=False, train_on_dev=(task,), max_train_examples=steps * batch, max_length=256,
-                    lora=LORA if variant == 'lora' else None, data_dir=str(data))
+    stage = make_stage(name='bench', tasks=(task,), model=enc, seed=1, epochs=1, batch_size=batch, lr=1e-5,
+                       select_best=False, train_on_dev=(task,), max_train_examples=steps * batch, max_length=256,
+                       lora=LORA if variant == 'lora' else None, data_dir=str(data))
     out = Path(tempfile.mkdtemp(prefix='itt-bench-mem-'))
     t = time.perf_counter()
     try:
@@ -30,7 +32,7 @@ def child(model_name, variant, steps, batch, task):
             from itt_xling.models import build_model, load_tokenizer
             from itt_xling.features import featurize
             model, tok = build_model(enc, task), load_tokenizer(enc)
-            featurize(task, S.load_stage_data(stage, task, str(data)), tok, max_length=256)
+            featurize(task, load_stage_data(stage, task, str(data)), tok, max_length=256)
         else:
             with contextlib.redirect_stdout(io.StringIO()): S.run_stage(stage, out)
     finally: shutil.rmtree(out, ignore_errors=True)

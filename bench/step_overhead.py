@@ -4,10 +4,10 @@ One process, the same examples, batches and initial weights for every variant; t
 repetition (so the machine's load hits them alike) and the tables give medians over repetitions of the per-step
 medians of steps 2..N (step 1 is warm-up), in this process's CPU milliseconds (torch runs one thread).
 
-Trainer variants: `stages.fit` exactly as the package configures it ('current': since this script's first findings it
+Trainer variants: `trainer.fit` exactly as the package configures it ('current': since this script's first findings it
 skips the x1.0 gradient multiply of clipping on one CPU process and switches off full_determinism's NaN fill of new
 tensors while training), and variants that each change one thing, applied from here (a Trainer subclass passed as
-`fit(trainer_cls=...)`, a callback, or a changed field of `stages.training_args`), never by editing the package:
+`fit(trainer_cls=...)`, a callback, or a changed field of `trainer.training_args`), never by editing the package:
   before     the package before those two fixes: the Trainer's own clipping (torch's `clip_grad_norm_`, which
              multiplies every gradient by min(1, max_norm / (norm + 1e-6)) even when that is 1.0) and
              `torch.utils.deterministic.fill_uninitialized_memory` on, as `full_determinism` sets it (every
@@ -80,9 +80,8 @@ class Steps:
 
 def trainer_class(prof, steps, record, torch_clip=False, nan_fill=False):
     "StageTrainer with timers on every per-step item; `torch_clip`: the Trainer's own clipping; `nan_fill`: full_determinism's NaN fill on."
-    import itt_xling.stages as S
     from transformers import TrainerCallback
-    StageTrainer, _ = S._trainer_class()
+    from itt_xling.trainer import StageTrainer
 
     class Hooks(TrainerCallback):
         def __init__(self, tr): self.tr = tr
@@ -144,15 +143,16 @@ def weights_digest(model) -> str:
 
 
 def trainer_run(variant, enc, task, tok, feats, batch, seed, max_grad_norm=None):
-    "One epoch of `feats` through `itt_xling.stages.fit` with `variant`'s setting; returns (per-step items, record, batches)."
+    "One epoch of `feats` through `itt_xling.trainer.fit` with `variant`'s setting; returns (per-step items, record, batches)."
     import torch
-    import itt_xling.stages as S
+    import itt_xling.trainer as T
+    from itt_xling.settings import make_stage
     from transformers import set_seed
     from itt_xling.features import data_collator
     from itt_xling.models import build_model
     torch.use_deterministic_algorithms(False)  # a previous full_determinism run leaves it on for the process
-    stage = S.Stage(name='bench', tasks=(task.name,), model=enc, seed=seed, batch_size=batch, epochs=1, lr=1e-5,
-                    select_best=False, max_length=int(max(feats['length'])))
+    stage = make_stage(name='bench', tasks=(task.name,), model=enc, seed=seed, batch_size=batch, epochs=1, lr=1e-5,
+                       select_best=False, max_length=int(max(feats['length'])))
     set_seed(seed)
     model = build_model(enc, task)
     prof = Prof(); steps = Steps(prof); record = dict(loss=[], grad_norm=[], lr=[], batches=[])
@@ -160,7 +160,7 @@ def trainer_run(variant, enc, task, tok, feats, batch, seed, max_grad_norm=None)
     def collator(rows):
         with prof('collator'): b = coll(rows)
         record['batches'].append(b); return b
-    orig = S.training_args
+    orig = T.training_args
     def args_for_variant(*a, **k):
         args = orig(*a, **k)
         args.save_strategy = 'no'  # the end-of-epoch checkpoint is outside the measured steps
@@ -170,7 +170,7 @@ def trainer_run(variant, enc, task, tok, feats, batch, seed, max_grad_norm=None)
         if variant == 'no-tqdm': args.disable_tqdm = True
         if variant == 'log50': args.logging_steps = 50
         return args
-    S.training_args = args_for_variant
+    T.training_args = args_for_variant
     tmp = Path(tempfile.mkdtemp(prefix='itt-bench-'))
     import torch.utils.deterministic as D
     fill = D.fill_uninitialized_memory
@@ -178,9 +178,9 @@ def trainer_run(variant, enc, task, tok, feats, batch, seed, max_grad_norm=None)
         (tmp / 'stage').mkdir()
         cls = trainer_class(prof, steps, record, torch_clip=variant in ('before', 'torch-clip'), nan_fill=variant in ('before', 'nan-fill'))
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # log lines, tqdm bar
-            S.fit(stage, tmp / 'stage', model, tok, feats, collator, trainer_cls=cls)
+            T.fit(stage, tmp / 'stage', model, tok, feats, collator, trainer_cls=cls)
     finally:
-        S.training_args, D.fill_uninitialized_memory = orig, fill
+        T.training_args, D.fill_uninitialized_memory = orig, fill
         shutil.rmtree(tmp, ignore_errors=True)
     record['weights'] = weights_digest(model)
     torch.use_deterministic_algorithms(False)

@@ -1,7 +1,7 @@
 """Training throughput in real (non-padding) tokens per second on real length distributions.
 
 Variants, run back to back in one process on the same examples and the same initial weights:
-  (a) itt_xling's trainer path: `featurize` + `data_collator` (dynamic padding) + `stages.fit` (the HF Trainer as the
+  (a) itt_xling's trainer path: `featurize` + `data_collator` (dynamic padding) + `trainer.fit` (the HF Trainer as the
       package configures it);
   (b) the pad-to-max pipeline of the anchors: the same Trainer and examples, every batch padded to the paper's length
       (256; QA 384; retrieval 512), no length grouping;
@@ -9,7 +9,7 @@ Variants, run back to back in one process on the same examples and the same init
       gradient clipping, deterministic algorithms off: the Trainer's `full_determinism` leaves them on for the
       process); it runs right after (a), before (b), so that both see the same state of the C allocator (see
       `--keep-memory`); `step_overhead.py` times what (a) adds, item by item;
-  (r) optional (`--random`): (a) with `Stage(group_by_length=False)`, random batches as the paper's pipeline drew
+  (r) optional (`--random`): (a) with `make_stage(group_by_length=False)`, random batches as the paper's pipeline drew
       them (still dynamically padded); (a) itself uses the package default, the Trainer's length-grouped sampler
       reading featurize's `length` column.
 Throughput counts the steady state: from the end of step 1 to the end of the last step (setup, the first step and
@@ -64,26 +64,28 @@ def pad_to_max_collator(task, tok, length):
 
 
 def trainer_run(enc, task, tok, feats, collator, batch, seed, random_batches=False):
-    "Train one epoch of `feats` through `itt_xling.stages.fit`; returns (batches, step end times, total seconds)."
-    import itt_xling.stages as S
+    "Train one epoch of `feats` through `itt_xling.trainer.fit`; returns (batches, step end times, total seconds)."
+    from dataclasses import replace
+    import itt_xling.trainer as T
+    from itt_xling.settings import make_stage
     from transformers import set_seed
     from itt_xling.models import build_model
-    stage = S.Stage(name='bench', tasks=(task.name,), model=enc, seed=seed, batch_size=batch, epochs=1, lr=1e-5,
-                    select_best=False, max_length=int(max(feats['length'])))
+    stage = make_stage(name='bench', tasks=(task.name,), model=enc, seed=seed, batch_size=batch, epochs=1, lr=1e-5,
+                       select_best=False, max_length=int(max(feats['length'])))
     set_seed(seed)
     model = build_model(enc, task)
     rec, timer = Recorder(collator), _step_timer()
-    orig = S.training_args
-    if random_batches: stage = S.replace(stage, group_by_length=False)
+    orig = T.training_args
+    if random_batches: stage = replace(stage, optim=replace(stage.optim, group_by_length=False))
     tmp = Path(tempfile.mkdtemp(prefix='itt-bench-'))
     try:
         (tmp / 'stage').mkdir()
         t = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # the Trainer's per-step log lines
-            S.fit(stage, tmp / 'stage', model, tok, feats, rec, callbacks=[timer])
+            T.fit(stage, tmp / 'stage', model, tok, feats, rec, callbacks=[timer])
         total = time.perf_counter() - t
     finally:
-        S.training_args = orig
+        T.training_args = orig
         shutil.rmtree(tmp, ignore_errors=True)
     del model; gc.collect()
     return rec.batches, timer.ends, total

@@ -54,7 +54,7 @@ def test_plan_errors(case, plan, tmp_path):
     assert written(tmp_path/'out') == []
 
 def test_unknown_preset_and_task(tmp_path):
-    user_error(*cli('run', 'smok', '--out', tmp_path/'out'), r"unknown preset 'smok'\. Did you mean 'smoke'\? Presets: .*; or give a YAML file")
+    user_error(*cli('run', 'smok', '--out', tmp_path/'out'), r"unknown preset 'smok'\. Did you mean 'smoke'(, '[^']+')*\? Presets: .*; or give a YAML file")
     user_error(*cli('tasks', 'xnlii'), r"unknown task 'xnlii'\. Did you mean 'xnli'")
     user_error(*cli('model', 'me5small'), r"unknown model 'me5small'\. Did you mean 'me5-small'")
     user_error(*cli('frobnicate'), r"unknown command 'frobnicate'")

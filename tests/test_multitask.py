@@ -32,10 +32,11 @@ def test_batches_one_task_each_and_proportional():
     assert batches == list(bs)
 
 def test_multitask_stage_shares_encoder(tmp_path, data_dir):
-    from itt_xling.stages import Stage, run_stage, read_config
+    from itt_xling.settings import make_stage
+    from itt_xling.stages import run_stage
     from itt_xling.multitask import train_multitask
-    st = Stage('multi', tasks=('rte', 'sst2'), model='tiny-xlmr', epochs=1, lr=1e-4, batch_size=8, max_length=48,
-               max_train_examples=24, max_eval_examples=8, sampling={'temperature': 1.0, 'cap': None}, data_dir=str(data_dir))
+    st = make_stage(name='multi', tasks=('rte', 'sst2'), model='tiny-xlmr', epochs=1, lr=1e-4, batch_size=8, max_length=48,
+                    max_train_examples=24, max_eval_examples=8, sampling={'temperature': 1.0, 'cap': None}, data_dir=str(data_dir))
     m = run_stage(st, tmp_path)
     assert {r['target'] for r in m['rows']} == {'rte', 'sst2'}
     assert abs(sum(m['train']['sampling'].values()) - 1) < 1e-9

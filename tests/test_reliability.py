@@ -226,7 +226,7 @@ def test_config_guard_and_force_via_cli(lean, tmp_path):
     changed.write_text(Path(lean['plan']).read_text() + 'overrides: {pawsx: {lr: 5.0e-4, epochs: 1}}\n')
     rc, err = run_cli('run', str(changed), '--data-dir', str(lean['data_dir']), '--out', str(out), '--resume')
     assert rc == 2 and err.count('\n') == 1 and 'Traceback' not in err, err
-    assert re.search(r'rte\.pawsx-s1-\w+ .*different config \(epochs: 2 -> 1; lr: 0\.001 -> 0\.0005\).*--force', err), err
+    assert re.search(r'rte\.pawsx-s1-\w+ .*different config \(epochs: 2\.0 -> 1\.0; lr: 0\.001 -> 0\.0005\).*--force', err), err
     assert visible(out) == before                                                 # refused: nothing touched
     stage1 = next(out.glob('rte-s1-*'))
     mtimes = {p: p.stat().st_mtime_ns for p in stage1.rglob('*')}

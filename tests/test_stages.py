@@ -5,13 +5,15 @@ import pytest
 import torch
 from transformers import TrainerCallback
 from itt_xling.core import ITTError
-from itt_xling.stages import Stage, run_stage, load_trained, merge_results, read_config
+from itt_xling.settings import make_stage
+from itt_xling.stages import run_stage, load_trained, read_config
+from itt_xling.rundir import merge_results
 
 def tiny(name, tasks=(), **kw):
     "A stage small enough for CPU tests: tiny random XLM-R, a few RTE / PAWS-X examples."
     base = dict(model='tiny-xlmr', seed=1, epochs=1, lr=1e-4, batch_size=8, max_length=64,
                 max_train_examples=32, max_eval_examples=8, split='validation')
-    return Stage(name, tasks=tuple(tasks), **{**base, **kw})
+    return make_stage(name=name, tasks=tuple(tasks), **{**base, **kw})
 
 def chain(data_dir, **kw):
     a = tiny('rte', ['rte'], data_dir=str(data_dir), **kw)
@@ -80,8 +82,8 @@ def test_config_guard_and_idempotence(tmp_path, data_dir):
     first = run_stage(st, tmp_path)
     again = run_stage(st, tmp_path)
     assert again['skipped'] and values(again) == values(first)
-    with pytest.raises(ITTError, match=r'epochs: 1 -> 2; lr: 0.0001 -> 3e-05'):
-        run_stage(replace(st, epochs=2, lr=3e-5), tmp_path)
+    with pytest.raises(ITTError, match=r'epochs: 1\.0 -> 2\.0; lr: 0\.0001 -> 3e-05'):   # epochs is a number (float)
+        run_stage(replace(st, optim=replace(st.optim, epochs=2, lr=3e-5)), tmp_path)
     assert read_config(tmp_path/st.id)['config']['epochs'] == 1                 # refused: nothing touched
-    redo = run_stage(replace(st, epochs=2), tmp_path, force=True)
+    redo = run_stage(replace(st, optim=replace(st.optim, epochs=2)), tmp_path, force=True)
     assert not redo.get('skipped') and read_config(tmp_path/st.id)['config']['epochs'] == 2
