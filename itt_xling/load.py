@@ -4,18 +4,18 @@
 
 # %% ../nbs/11_load.ipynb #4e013356
 from __future__ import annotations
-import os, re, io, csv, json, glob, argparse
+import os, re, io, csv, json, glob, argparse, functools, contextlib
 from pathlib import Path
 import itt_xling
-from .core import ITTError, did_you_mean, find_data_dir, hub_offline, hub_error, DATA_DIR_HELP
+from .core import ITTError, did_you_mean, find_data_dir, hub_offline, hub_error, read_text, DATA_DIR_HELP
 from .tasks import TASKS, LANGS, SPLITS, BENCHMARKS, TaskSpec, get_task, fill_pattern
 from .bible import BIBLE_LANGS, verse_texts
 
 # %% auto #0
 __all__ = ['READERS', 'FIXTURES', 'read_xtreme_tsv', 'read_glue_tsv', 'read_nli_jsonl', 'read_conllu', 'read_panx',
            'read_ccg_auto', 'read_squad_json', 'read_mc', 'read_tatoeba', 'read_bucc', 'read_xquad_r', 'read_mewslix',
-           'read_bible_refs', 'file_patterns', 'local_files', 'read_local', 'load_split', 'from_hub', 'load_candidates',
-           'registry_table', 'task_card', 'data_report', 'cli_tasks']
+           'read_bible_refs', 'row_error', 'file_patterns', 'local_files', 'read_local', 'load_split', 'from_hub',
+           'load_candidates', 'registry_table', 'task_card', 'data_report', 'cli_tasks']
 
 # %% ../nbs/11_load.ipynb #c463e4b3
 def _features(task:TaskSpec):
@@ -37,8 +37,8 @@ def _dataset(task:TaskSpec, rows:list):
 
 # %% ../nbs/11_load.ipynb #39966898
 class _Src:
-    "Where a record came from, for error messages."
-    def __init__(self, path, data_dir=None): self.path, self.root = Path(path), data_dir
+    "Where a record came from, for error messages (`at`: the line being read, where a reader tracks it)."
+    def __init__(self, path, data_dir=None): self.path, self.root, self.at = Path(path), data_dir, None
     @property
     def name(self) -> str:
         try: return str(self.path.relative_to(self.root)) if self.root else str(self.path)
@@ -46,15 +46,18 @@ class _Src:
     def err(self, line, msg:str) -> ITTError:
         return ITTError(f"{self.name}:{line}: {msg}" if line else f"{self.name}: {msg}")
 
-def _label(task:TaskSpec, value, src:_Src, line, names:dict|None=None) -> int:
-    "The index of `value` in `task.labels` (accepting the label name, its index, or a name from `names`)."
-    v = names.get(value, value) if names else value
+_INDEX = re.compile(r'0|[1-9][0-9]*')
+def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
+
+def _label(task:TaskSpec, value, src:_Src, line, names:dict|None=None, text:bool=False) -> int:
+    "The index of `value` in `task.labels`: a label name (or one of `names`), or an index in the file's own type (JSON: an integer; `text` files: its digits)."
+    v = names.get(value, value) if names and isinstance(value, str) else value
+    n = len(task.labels)
     if isinstance(v, str) and v in task.labels: return task.labels.index(v)
-    try:
-        i = int(v)
-        if 0 <= i < len(task.labels): return i
-    except (TypeError, ValueError): pass
-    raise src.err(line, f"label {value!r} is not in the label set of {task.name} ({', '.join(task.labels)}); fix the file or pick the right task")
+    if _is_int(v) and 0 <= v < n: return v
+    if text and isinstance(v, str) and _INDEX.fullmatch(v) and int(v) < n: return int(v)
+    raise src.err(line, f"label {value!r} is not in the label set of {task.name} ({', '.join(task.labels)}), "
+                        f"nor an index 0-{n - 1}{'' if text else ' (an integer)'}; fix the file or pick the right task")
 
 # %% ../nbs/11_load.ipynb #9c114876
 def _split(text:str) -> list:
@@ -63,9 +66,8 @@ def _split(text:str) -> list:
     return ls[:-1] if ls and ls[-1] == '' else ls
 
 def _read(src:_Src) -> str:
-    "The text of a file; an empty file is an error."
-    try: text = src.path.read_text(encoding='utf-8')
-    except UnicodeDecodeError as e: raise src.err(None, f"not UTF-8 text ({e.reason}); expected the original UTF-8 file") from None
+    "The text of a file (UTF-8, a byte-order mark dropped); an unreadable, non-UTF-8 or empty file is an error."
+    text = read_text(src.path, src.name)
     if not text.strip(): raise src.err(None, "the file is empty; re-download it")
     return text
 
@@ -79,6 +81,7 @@ def _jsonl(src:_Src):
     for i, l in _lines(src):
         try: rec = json.loads(l)
         except json.JSONDecodeError as e: raise src.err(i, f"not a JSON object ({e.msg}); expected one JSON record per line") from None
+        except RecursionError: raise src.err(i, "JSON nested too deeply; expected one JSON record per line") from None
         if not isinstance(rec, dict): raise src.err(i, "expected one JSON object per line")
         out.append((i, rec))
     return out
@@ -90,6 +93,12 @@ def _get(rec:dict, keys, src:_Src, line):
         if k in rec: return rec[k]
     raise src.err(line, f"missing field {' or '.join(repr(k) for k in keys)}; found {', '.join(map(repr, rec)) or 'nothing'}")
 
+def _str(rec:dict, keys, src:_Src, line) -> str:
+    "`_get`, and the value must be a string."
+    v = _get(rec, keys, src, line)
+    if not isinstance(v, str): raise src.err(line, f"field {keys if isinstance(keys, str) else '/'.join(keys)!r} must be a string, got {type(v).__name__} {v!r:.60}")
+    return v
+
 # %% ../nbs/11_load.ipynb #eeb2b3a9
 def read_xtreme_tsv(src:_Src, task:TaskSpec, lang:str) -> list:
     "XNLI / PAWS-X in XTREME's TSV: `sentence1<TAB>sentence2<TAB>label`, no header; id = row number."
@@ -97,7 +106,7 @@ def read_xtreme_tsv(src:_Src, task:TaskSpec, lang:str) -> list:
     for n, (i, l) in enumerate(_lines(src)):
         f = l.split('\t')
         if len(f) != 3: raise src.err(i, f"expected 3 tab-separated fields (sentence1, sentence2, label), found {len(f)}")
-        rows.append(dict(id=str(n), text_a=f[0], text_b=f[1], label=_label(task, f[2].strip(), src, i, {'contradictory': 'contradiction'})))
+        rows.append(dict(id=str(n), text_a=f[0], text_b=f[1], label=_label(task, f[2].strip(), src, i, {'contradictory': 'contradiction'}, text=True)))
     return rows
 
 # %% ../nbs/11_load.ipynb #62d27961
@@ -115,9 +124,9 @@ def read_glue_tsv(src:_Src, task:TaskSpec, lang:str) -> list:
     rows = []
     for n, (i, l) in enumerate(lines[1:]):
         f = l.split('\t')
-        if len(f) < len(head): raise src.err(i, f"expected {len(head)} tab-separated fields ({', '.join(head)}), found {len(f)}")
+        if len(f) != len(head): raise src.err(i, f"expected {len(head)} tab-separated fields ({', '.join(head)}), found {len(f)}")
         rows.append(dict(id=f[idc] if idc is not None else str(n), text_a=f[a].strip(), text_b=f[b].strip() if b is not None and task.pair else '',
-                         label=_label(task, f[y].strip(), src, i)))
+                         label=_label(task, f[y].strip(), src, i, text=True)))
     return rows
 
 # %% ../nbs/11_load.ipynb #72ce30ee
@@ -129,14 +138,18 @@ def read_nli_jsonl(src:_Src, task:TaskSpec, lang:str) -> list:
     rows = []
     for n, (i, r) in enumerate(_jsonl(src)):
         y = _get(r, ('gold_label', 'label'), src, i)
-        if y in ('-', '', None, -1): continue
-        rows.append(dict(id=str(r.get('pairID', r.get('uid', r.get('id', n)))), text_a=_get(r, ('sentence1', 'premise', 'context'), src, i),
-                         text_b=_get(r, ('sentence2', 'hypothesis'), src, i), label=_label(task, y, src, i, _NLI_SHORT)))
+        if y is None or y in ('-', '') or _is_int(y) and y == -1: continue      # no gold label (SNLI '-', the hub's -1)
+        rid = r.get('pairID', r.get('uid', r.get('id', n)))
+        if not (isinstance(rid, str) or _is_int(rid)): raise src.err(i, f"id {rid!r} is not a string or an integer")
+        rows.append(dict(id=str(rid), text_a=_str(r, ('sentence1', 'premise', 'context'), src, i),
+                         text_b=_str(r, ('sentence2', 'hypothesis'), src, i), label=_label(task, y, src, i, _NLI_SHORT)))
     return rows
 
 # %% ../nbs/11_load.ipynb #c710c683
+_TOKEN_ID, _SKIP_ID = re.compile(r'[1-9][0-9]*'), re.compile(r'[1-9][0-9]*-[1-9][0-9]*|[0-9]+\.[1-9][0-9]*')
+
 def read_conllu(src:_Src, task:TaskSpec, lang:str) -> list:
-    "Universal Dependencies CoNLL-U: one sentence per example, UPOS tags."
+    "Universal Dependencies CoNLL-U: one sentence per example, UPOS tags; token ids count 1, 2, 3, ... and a blank line ends each sentence."
     rows, toks, tags, sid, n = [], [], [], None, 0
     def flush():
         nonlocal toks, tags, sid, n
@@ -145,11 +158,15 @@ def read_conllu(src:_Src, task:TaskSpec, lang:str) -> list:
     for i, l in enumerate(_split(_read(src)), 1):
         if not l.strip(): flush(); continue
         if l.startswith('#'):
+            if toks: raise src.err(i, "a comment inside a sentence: a blank line must end the sentence before it")
             if l.startswith('# sent_id'): sid = l.split('=', 1)[-1].strip()
             continue
         f = l.split('\t')
         if len(f) != 10: raise src.err(i, f"expected 10 tab-separated CoNLL-U columns, found {len(f)}")
-        if '-' in f[0] or '.' in f[0]: continue
+        if _SKIP_ID.fullmatch(f[0]): continue                       # multiword tokens (1-2) and empty nodes (8.1)
+        if not _TOKEN_ID.fullmatch(f[0]): raise src.err(i, f"token id {f[0]!r} is not a CoNLL-U id (1, 2, 3, ...; 1-2 for a multiword token; 8.1 for an empty node)")
+        if f[0] == '1' and toks: raise src.err(i, "token 1 of a new sentence with no blank line before it: a blank line must end each sentence")
+        if int(f[0]) != len(toks) + 1: raise src.err(i, f"token id {f[0]} after token {len(toks)}: ids must count 1, 2, 3, ... within a sentence")
         if f[3] not in task.labels: raise src.err(i, f"UPOS tag {f[3]!r} is not one of the 17 universal tags ({' '.join(task.labels)})")
         toks.append(f[1]); tags.append(f[3])
     flush()
@@ -187,79 +204,127 @@ def _json(src:_Src):
     text = _read(src)
     try: return json.loads(text)
     except json.JSONDecodeError as e: raise src.err(e.lineno, f"invalid JSON ({e.msg}); expected a SQuAD-style JSON document") from None
+    except RecursionError: raise src.err(None, "JSON nested too deeply; expected a SQuAD-style JSON document") from None
 
-def _squad_items(src:_Src):
-    "(article, paragraph, qa, where) for every question of a SQuAD-style JSON."
+def _paragraphs(src:_Src):
+    "(article index, paragraph index, paragraph, 'data[i].paragraphs[j]') for every paragraph of a SQuAD-style JSON, each with a 'context' string and a 'qas' list."
     d = _json(src)
     arts = d.get('data') if isinstance(d, dict) else None
     if not isinstance(arts, list): raise src.err(None, "expected a JSON object with a 'data' list of articles (SQuAD layout)")
     for ai, a in enumerate(arts):
-        for pi, p in enumerate(a.get('paragraphs', [])):
-            for qi, q in enumerate(p.get('qas', [])):
-                yield a, p, q, f"data[{ai}].paragraphs[{pi}].qas[{qi}]"
+        ps = a.get('paragraphs') if isinstance(a, dict) else None
+        if not isinstance(ps, list): raise src.err(None, f"data[{ai}]: expected an article with a 'paragraphs' list")
+        for pi, p in enumerate(ps):
+            where = f"data[{ai}].paragraphs[{pi}]"
+            if not isinstance(p, dict) or not isinstance(p.get('context'), str) or not isinstance(p.get('qas', []), list):
+                raise src.err(None, f"{where}: expected a paragraph with a 'context' string and a 'qas' list")
+            yield ai, pi, p, where
+
+def _squad_items(src:_Src):
+    "(paragraph, qa, where) for every question of a SQuAD-style JSON, each with an 'id' and a 'question' string."
+    for _, _, p, where in _paragraphs(src):
+        for qi, q in enumerate(p.get('qas', [])):
+            w = f"{where}.qas[{qi}]"
+            if not isinstance(q, dict): raise src.err(None, f"{w}: expected a question object")
+            for k in ('id', 'question'):
+                if not isinstance(q.get(k), str): raise src.err(None, f"{w}: missing {k!r} (a string)")
+            yield p, q, w
+
+# %% ../nbs/11_load.ipynb #09a8ae9c
+def _answers(src:_Src, ctx:str, q:dict, where:str) -> list:
+    "The answers of question `q`: each a non-empty text found at its non-negative integer `answer_start` in `ctx`; none only where `is_impossible` (SQuAD v2.0)."
+    imp = q.get('is_impossible', False)
+    if not isinstance(imp, bool): raise src.err(None, f"{where}: is_impossible {imp!r} is not true or false")
+    ans = [] if imp else q.get('answers')
+    if not isinstance(ans, list) or not all(isinstance(x, dict) for x in ans): raise src.err(None, f"{where}: 'answers' must be a list of {{text, answer_start}} objects")
+    if not imp and not ans:
+        raise src.err(None, f"{where}: a question without an answer; give it one (SQuAD v1.1) or mark it is_impossible: true (SQuAD v2.0)")
+    for x in ans:
+        t, s = x.get('text'), x.get('answer_start')
+        if not isinstance(t, str) or not t: raise src.err(None, f"{where}: answer text {t!r} is not a non-empty string")
+        if not _is_int(s) or s < 0: raise src.err(None, f"{where}: answer_start {s!r} is not a non-negative integer")
+        if ctx[s:s + len(t)] != t: raise src.err(None, f"{where}: answer {t!r} is not at answer_start {s} of its context")
+    return ans
 
 def read_squad_json(src:_Src, task:TaskSpec, lang:str) -> list:
     "SQuAD v1.1/v2.0-style JSON (SQuAD, XQuAD, MLQA, TyDiQA-GoldP)."
     rows, prefix = [], (LANGS[lang].name.lower() + '-') if task.name == 'tydiqa' else ''
-    for a, p, q, where in _squad_items(src):
-        for k in ('id', 'question'):
-            if k not in q: raise src.err(None, f"{where}: missing {k!r}")
-        if 'context' not in p: raise src.err(None, f"{where}: paragraph has no 'context'")
+    for p, q, where in _squad_items(src):
         if prefix and not q['id'].startswith(prefix): continue
-        ans = [] if q.get('is_impossible') else q.get('answers', [])
-        for x in ans:
-            if p['context'][x['answer_start']:x['answer_start'] + len(x['text'])] != x['text']:
-                raise src.err(None, f"{where}: answer {x['text']!r} is not at answer_start {x['answer_start']} of its context")
+        ans = _answers(src, p['context'], q, where)
         rows.append(dict(id=q['id'], context=p['context'], question=q['question'],
-                         answers={'text': [x['text'] for x in ans], 'answer_start': [int(x['answer_start']) for x in ans]}))
+                         answers={'text': [x['text'] for x in ans], 'answer_start': [x['answer_start'] for x in ans]}))
     return rows
 
 # %% ../nbs/11_load.ipynb #2ade1d9d
 def _mc(task, src, i, id, context, question, choices, label):
+    "One multiple-choice row; `label` is already the index of the right choice (an integer), checked here."
+    if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices): raise src.err(i, "the choices must be a list of strings")
     if task.n_choices and len(choices) != task.n_choices:
         raise src.err(i, f"expected {task.n_choices} choices for {task.name}, found {len(choices)}")
-    try: y = int(label)
-    except (TypeError, ValueError): raise src.err(i, f"label {label!r} is not a choice index") from None
-    if not 0 <= y < len(choices): raise src.err(i, f"label {label!r} is outside the {len(choices)} choices (0..{len(choices)-1})")
-    return dict(id=str(id), context=context, question=question, choices=list(choices), label=y)
+    if not _is_int(label): raise src.err(i, f"label {label!r} is not a choice index (an integer)")
+    if not 0 <= label < len(choices): raise src.err(i, f"label {label!r} is outside the {len(choices)} choices (0..{len(choices)-1})")
+    if not (isinstance(id, str) or _is_int(id)): raise src.err(i, f"id {id!r} is not a string or an integer")
+    for k, v in (('context', context), ('question', question)):
+        if not isinstance(v, str): raise src.err(i, f"{k} {v!r:.60} is not a string")
+    return dict(id=str(id), context=context, question=question, choices=list(choices), label=label)
 
-def _copa(task, src, i, r, n):
+def _index(v, src, i, n:int, text:bool):
+    "A choice index given as an integer (JSON) or, in text files and hub rows, as its digits; anything else is returned as is for `_mc` to refuse."
+    return int(v) if text and isinstance(v, str) and _INDEX.fullmatch(v) and int(v) < n else v
+
+def _copa(task, src, i, r, n, text=False):
     return _mc(task, src, i, r.get('idx', n), _get(r, 'premise', src, i), _get(r, 'question', src, i),
-               [_get(r, 'choice1', src, i), _get(r, 'choice2', src, i)], _get(r, 'label', src, i))
+               [_get(r, 'choice1', src, i), _get(r, 'choice2', src, i)], _index(_get(r, 'label', src, i), src, i, 2, text))
 
-def _siqa(task, src, i, r, n):
-    y = _get(r, ('correct', 'label'), src, i)
-    y = {'A': 0, 'B': 1, 'C': 2, '1': 0, '2': 1, '3': 2}.get(str(y).strip(), y)
+_SIQA = {'correct': {'A': 0, 'B': 1, 'C': 2}, 'label': {'1': 0, '2': 1, '3': 2}}
+def _siqa(task, src, i, r, n, text=False):
+    k = 'correct' if 'correct' in r else 'label'
+    y = _get(r, k, src, i)
+    if not isinstance(y, str) or y not in _SIQA[k]:
+        raise src.err(i, f"label {y!r} is not an answer of SIQA ({k!r} is one of {', '.join(map(repr, _SIQA[k]))})")
     return _mc(task, src, i, r.get('id', n), _get(r, 'context', src, i), _get(r, 'question', src, i),
-               [_get(r, k, src, i) for k in ('answerA', 'answerB', 'answerC')], y)
+               [_get(r, k, src, i) for k in ('answerA', 'answerB', 'answerC')], _SIQA[k][y])
 
-def _csqa(task, src, i, r, n):
+def _csqa(task, src, i, r, n, text=False):
     ch, key = _get(r, 'choices', src, i), _get(r, 'answerKey', src, i)
-    if key not in ch.get('label', []): raise src.err(i, f"answerKey {key!r} is not one of the choice labels {ch.get('label')}")
+    if not isinstance(ch, dict) or not isinstance(ch.get('label'), list) or not isinstance(ch.get('text'), list) or len(ch['label']) != len(ch['text']):
+        raise src.err(i, "'choices' must be {label: [...], text: [...]} with one label per text")
+    if not isinstance(key, str) or key not in ch['label']: raise src.err(i, f"answerKey {key!r} is not one of the choice labels {ch['label']}")
     return _mc(task, src, i, r.get('id', n), '', _get(r, 'question', src, i), ch['text'], ch['label'].index(key))
 
-def _hellaswag(task, src, i, r, n):
-    return _mc(task, src, i, r.get('ind', n), _get(r, 'ctx', src, i), r.get('activity_label', ''), _get(r, 'endings', src, i), _get(r, 'label', src, i))
+def _hellaswag(task, src, i, r, n, text=False):
+    return _mc(task, src, i, r.get('ind', n), _get(r, 'ctx', src, i), r.get('activity_label', ''), _get(r, 'endings', src, i),
+               _index(_get(r, 'label', src, i), src, i, 4, text))
 
-def _cosmos(task, src, i, r, n):
+def _cosmos(task, src, i, r, n, text=False):
     return _mc(task, src, i, r.get('id', n), _get(r, 'context', src, i), _get(r, 'question', src, i),
-               [_get(r, f'answer{k}', src, i) for k in range(4)], _get(r, 'label', src, i))
+               [_get(r, f'answer{k}', src, i) for k in range(4)], _index(_get(r, 'label', src, i), src, i, 4, text))
 
 # %% ../nbs/11_load.ipynb #66d6dc46
 _MC = {'copa_jsonl': _copa, 'siqa_jsonl': _siqa, 'csqa_jsonl': _csqa, 'hellaswag_jsonl': _hellaswag, 'cosmos_csv': _cosmos}
 
+def _csv_records(src:_Src) -> list:
+    "(line, record) for each row of a CSV file with a header; a row with missing or extra fields is an error."
+    try:
+        rd = csv.DictReader(io.StringIO(_read(src), newline=''))
+        out = []
+        for r in rd:
+            if None in r or None in r.values(): raise src.err(rd.line_num, f"expected {len(rd.fieldnames)} comma-separated fields ({', '.join(rd.fieldnames)})")
+            out.append((rd.line_num, r))
+        return out
+    except csv.Error as e: raise src.err(rd.line_num, f"malformed CSV ({e})") from None
+
 def read_mc(src:_Src, task:TaskSpec, lang:str) -> list:
     "Multiple-choice JSON lines (COPA/XCOPA, SIQA, CommonsenseQA, HellaSwag) or CosmosQA's CSV."
-    if task.fmt == 'cosmos_csv':
-        recs = list(enumerate(csv.DictReader(io.StringIO(_read(src))), 2))
-    else: recs = _jsonl(src)
-    return [_MC[task.fmt](task, src, i, r, n) for n, (i, r) in enumerate(recs)]
+    if task.fmt == 'cosmos_csv': return [_cosmos(task, src, i, r, n, text=True) for n, (i, r) in enumerate(_csv_records(src))]
+    return [_MC[task.fmt](task, src, i, r, n) for n, (i, r) in enumerate(_jsonl(src))]
 
 # %% ../nbs/11_load.ipynb #e05674f1
 def read_tatoeba(src:_Src, task:TaskSpec, lang:str) -> list:
     "Tatoeba line-aligned pair `tatoeba.xxx-eng.xxx` / `.eng`: id = line number."
     eng = _Src(src.path.with_suffix('.eng'), src.root)
-    if not eng.path.exists(): raise eng.err(None, f"the English side of {src.name} is missing")
+    if not os.path.lexists(eng.path): raise eng.err(None, f"the English side of {src.name} is missing")
     a, b = _split(_read(src)), _split(_read(eng))
     if len(a) != len(b): raise src.err(None, f"{len(a)} lines but {eng.name} has {len(b)}; the two sides must be line-aligned")
     return [dict(id=str(i), source=x, target=y) for i, (x, y) in enumerate(zip(a, b))]
@@ -269,6 +334,7 @@ def _bucc_sents(src:_Src) -> dict:
     for i, l in _lines(src):
         f = l.split('\t')
         if len(f) != 2: raise src.err(i, "expected 'id<TAB>sentence'")
+        if f[0] in out: raise src.err(i, f"sentence id {f[0]!r} occurs twice; ids must be unique")
         out[f[0]] = f[1]
     return out
 
@@ -291,34 +357,71 @@ def read_bucc(src:_Src, task:TaskSpec, lang:str) -> list:
 def _sent_of(breaks, start:int) -> int:
     for k, (a, b) in enumerate(breaks):
         if a <= start < b or (start == b and k == len(breaks) - 1): return k
-    return max(k for k, (a, _) in enumerate(breaks) if a <= start) if breaks else 0
+    return max((k for k, (a, _) in enumerate(breaks) if a <= start), default=0)
+
+def _breaks(src:_Src, p:dict, where:str) -> tuple[list, list]:
+    "The `sentences` and `sentence_breaks` (one [start, end] per sentence) of an XQuAD-R paragraph."
+    ss, br = p.get('sentences'), p.get('sentence_breaks')
+    ok = isinstance(ss, list) and ss and all(isinstance(s, str) for s in ss) and isinstance(br, list) and len(br) == len(ss) \
+         and all(isinstance(b, list) and len(b) == 2 and all(_is_int(x) for x in b) for b in br)
+    if not ok: raise src.err(None, f"{where} has no 'sentences'/'sentence_breaks' (one [start, end] per sentence); expected XQuAD-R JSON")
+    return ss, br
 
 def _xquad_r(src:_Src, lang:str):
     "(questions, candidates) of an XQuAD-R file."
     qs, cands = [], []
-    for ai, a in enumerate(_json(src)['data']):
-        for pi, p in enumerate(a['paragraphs']):
-            if 'sentences' not in p or 'sentence_breaks' not in p:
-                raise src.err(None, f"data[{ai}].paragraphs[{pi}] has no 'sentences'/'sentence_breaks'; expected XQuAD-R JSON")
-            ids = [f'{lang}:{ai}.{pi}.{k}' for k in range(len(p['sentences']))]
-            cands += [dict(id=i, text=s) for i, s in zip(ids, p['sentences'])]
-            for q in p['qas']:
-                k = _sent_of(p['sentence_breaks'], q['answers'][0]['answer_start'])
-                qs.append(dict(id=q['id'], query=q['question'], target=p['sentences'][k], target_id=ids[k], context=p['context']))
+    for ai, pi, p, where in _paragraphs(src):
+        ss, br = _breaks(src, p, where)
+        ids = [f'{lang}:{ai}.{pi}.{k}' for k in range(len(ss))]
+        cands += [dict(id=i, text=s) for i, s in zip(ids, ss)]
+        for qi, q in enumerate(p.get('qas', [])):
+            w = f"{where}.qas[{qi}]"
+            if not isinstance(q, dict) or not isinstance(q.get('id'), str) or not isinstance(q.get('question'), str):
+                raise src.err(None, f"{w}: expected a question with an 'id' and a 'question' string")
+            ans = _answers(src, p['context'], q, w)
+            if not ans: raise src.err(None, f"{w}: a question without an answer; XQuAD-R retrieves the sentence that holds it")
+            k = _sent_of(br, ans[0]['answer_start'])
+            qs.append(dict(id=q['id'], query=q['question'], target=ss[k], target_id=ids[k], context=p['context']))
     return qs, cands
 
 def read_xquad_r(src:_Src, task:TaskSpec, lang:str) -> list:
     "LAReQA XQuAD-R: one row per question, target = the sentence holding the answer."
     return _xquad_r(src, lang)[0]
 
+# %% ../nbs/11_load.ipynb #58ada511
+def _span(v, n:int) -> bool:
+    "Whether `v` is a `{start, end}` span inside a text of length `n`."
+    return isinstance(v, dict) and _is_int(v.get('start')) and _is_int(v.get('end')) and 0 <= v['start'] <= v['end'] <= n
+
+def _entities(src:_Src) -> dict:
+    "Entity id -> entity of Mewsli-X's `candidate_set_entities.jsonl` beside `src`."
+    e = _Src(src.path.parent/'candidate_set_entities.jsonl', src.root)
+    out = {}
+    for i, r in _jsonl(e):
+        k = _str(r, 'entity_id', e, i); _str(r, 'description', e, i)
+        if k in out: raise e.err(i, f"entity {k} occurs twice; ids must be unique")
+        out[k] = r
+    return out
+
+def _context(r:dict, src:_Src, i) -> dict:
+    c = _get(r, 'context', src, i)
+    if not (isinstance(c, dict) and isinstance(c.get('text'), str) and isinstance(c.get('sentence_spans'), list)
+            and all(_span(s, len(c['text'])) for s in c['sentence_spans'])):
+        raise src.err(i, "'context' must be {text, language, sentence_spans: [{start, end}, ...]} with spans inside the text")
+    return c
+
 def read_mewslix(src:_Src, task:TaskSpec, lang:str) -> list:
     "Mewsli-X mentions of one language with their gold entity description."
-    ents = {e['entity_id']: e for _, e in _jsonl(_Src(src.path.parent/'candidate_set_entities.jsonl', src.root))}
-    rows = []
+    ents, rows = _entities(src), []
     for i, r in _jsonl(src):
-        c = _get(r, 'context', src, i)
+        c = _context(r, src, i)
         if c.get('language') != lang: continue
-        for m in _get(r, 'mentions', src, i):
+        ms = _get(r, 'mentions', src, i)
+        if not isinstance(ms, list): raise src.err(i, "'mentions' must be a list")
+        for m in ms:
+            if not (isinstance(m, dict) and isinstance(m.get('example_id'), str) and isinstance(m.get('entity_id'), str)
+                    and _span(m.get('mention_span'), len(c['text'])) and isinstance(m['mention_span'].get('text'), str)):
+                raise src.err(i, "a mention must be {example_id, entity_id, mention_span: {start, end, text}} with its span inside the text")
             if m['entity_id'] not in ents: raise src.err(i, f"entity {m['entity_id']} is not in candidate_set_entities.jsonl")
             sp = m['mention_span']
             k = _sent_of([(s['start'], s['end']) for s in c['sentence_spans']], sp['start'])
@@ -340,10 +443,65 @@ def read_bible_refs(src:_Src, task:TaskSpec, lang:str) -> list:
     return [dict(id=str(_get(r, 'id', src, i)), text_a=x, text_b=y, label=_label(task, _get(r, 'label', src, i), src, i))
             for (i, r), x, y in zip(recs, a, b)]
 
+# %% ../nbs/11_load.ipynb #edd05a70
+_COLUMNS = {'classification': ('id', 'text_a', 'text_b', 'label'), 'tagging': ('id', 'tokens', 'tags'),
+            'span_qa': ('id', 'context', 'question', 'answers'), 'multiple_choice': ('id', 'context', 'question', 'choices', 'label')}
+_LISTS = ('label', 'tokens', 'tags', 'answers', 'choices')
+
+def _columns(t:TaskSpec) -> tuple:
+    if t.kind in _COLUMNS: return _COLUMNS[t.kind]
+    return ('id', 'query', 'target', 'target_id', 'context') if t.fmt in ('xquad_r', 'mewslix') else ('id', 'source', 'target')
+
+def _strs(v) -> bool: return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+def _answers_ok(a) -> bool:
+    return (isinstance(a, dict) and list(a) == ['text', 'answer_start'] and _strs(a['text']) and isinstance(a['answer_start'], list)
+            and len(a['text']) == len(a['answer_start']) and all(_is_int(s) and s >= 0 for s in a['answer_start']))
+
+def row_error(t:TaskSpec, r:dict) -> str|None:
+    "What makes `r` an invalid row of task `t` in its kind's canonical layout (None when it is valid)."
+    cols = _columns(t)
+    if not isinstance(r, dict) or tuple(r) != cols: return f"columns {list(r) if isinstance(r, dict) else r!r} instead of {list(cols)}"
+    for k in cols:
+        if k not in _LISTS and not isinstance(r[k], str): return f"{k} {r[k]!r:.60} is not a string"
+    if t.kind == 'classification' and not (_is_int(r['label']) and 0 <= r['label'] < len(t.labels)): return f"label {r['label']!r} is not an index into the labels"
+    if t.kind == 'multiple_choice' and not (_strs(r['choices']) and (not t.n_choices or len(r['choices']) == t.n_choices)
+                                            and _is_int(r['label']) and 0 <= r['label'] < len(r['choices'])):
+        return "choices must be a list of strings and label the index of one"
+    if t.kind == 'tagging' and not (_strs(r['tokens']) and _strs(r['tags']) and len(r['tokens']) == len(r['tags']) and (not t.labels or set(r['tags']) <= set(t.labels))):
+        return "tokens and tags must be lists of strings of the same length, the tags from the label set"
+    if t.kind == 'span_qa' and not _answers_ok(r['answers']):
+        return "answers must be {text: [...], answer_start: [...]} with one non-negative integer start per text"
+    return None
+
+# %% ../nbs/11_load.ipynb #2b062d16
+_CONTENT_ERRORS = (KeyError, TypeError, AttributeError, IndexError, ValueError, RecursionError)
+
+@contextlib.contextmanager
+def _malformed(src:_Src, fmt:str):
+    "Errors other than `ITTError` while reading `src` (content in an unexpected shape) become an `ITTError` naming the file."
+    try: yield
+    except ITTError: raise
+    except _CONTENT_ERRORS as e:
+        raise src.err(src.at, f"malformed {fmt} file ({type(e).__name__}: {' '.join(str(e).split())[:120]}); expected the original file") from None
+
+def _checked(reader):
+    "`reader` whose rows are checked (`row_error`, ids unique in the file) and whose unexpected errors name the file (`_malformed`)."
+    @functools.wraps(reader)
+    def read(src:_Src, task:TaskSpec, lang:str) -> list:
+        with _malformed(src, task.fmt): rows = reader(src, task, lang)
+        seen = {}
+        for k, r in enumerate(rows, 1):
+            if (why := row_error(task, r)): raise src.err(None, f"example {k}: {why}")
+            if seen.setdefault(r['id'], k) != k: raise src.err(None, f"id {r['id']!r} occurs twice (examples {seen[r['id']]} and {k}); ids must be unique in a split")
+        return rows
+    return read
+
 # %% ../nbs/11_load.ipynb #39d23c96
-READERS = {'xtreme_tsv': read_xtreme_tsv, 'glue_tsv': read_glue_tsv, 'nli_jsonl': read_nli_jsonl, 'conllu': read_conllu,
-           'panx': read_panx, 'ccg_auto': read_ccg_auto, 'squad_json': read_squad_json, 'tatoeba': read_tatoeba,
-           'bucc': read_bucc, 'xquad_r': read_xquad_r, 'mewslix': read_mewslix, 'bible_refs': read_bible_refs, **{k: read_mc for k in _MC}}
+READERS = {k: _checked(f) for k, f in {
+    'xtreme_tsv': read_xtreme_tsv, 'glue_tsv': read_glue_tsv, 'nli_jsonl': read_nli_jsonl, 'conllu': read_conllu,
+    'panx': read_panx, 'ccg_auto': read_ccg_auto, 'squad_json': read_squad_json, 'tatoeba': read_tatoeba,
+    'bucc': read_bucc, 'xquad_r': read_xquad_r, 'mewslix': read_mewslix, 'bible_refs': read_bible_refs, **{k: read_mc for k in _MC}}.items()}
 
 FIXTURES = Path(itt_xling.__file__).parent/'fixtures'
 
@@ -368,6 +526,19 @@ def _check(t:TaskSpec, split:str, lang:str):
     if not t.parts and split not in t.splits:
         raise ITTError(f"{t.name} has no {split!r} split; it has {', '.join(t.splits)}")
 
+def _parallel(t:TaskSpec, split:str, lang:str, root:Path, rows:list, files:list):
+    "Refuse a language file of a parallel set whose ids are row numbers (XNLI, PAWS-X) when its rows cannot line up with English's."
+    if t.fmt != 'xtreme_tsv' or lang == 'en' or split == 'train' or not (en := local_files(t, split, 'en', root)): return
+    ref = [r for f in en for r in READERS[t.fmt](_Src(f, root), t, 'en')]
+    mine, theirs = ', '.join(_Src(f, root).name for f in files), ', '.join(_Src(f, root).name for f in en)
+    if len(rows) != len(ref):
+        raise ITTError(f"{mine} has {len(rows)} rows but {theirs} has {len(ref)}: {t.name}'s languages are parallel and its item ids are "
+                       f"row numbers, so a missing or extra row would pair items with other items' translations; restore the file")
+    off = sum(a['label'] != b['label'] for a, b in zip(rows, ref))
+    if off > 0.2 * len(rows):
+        raise ITTError(f"{mine}: {off} of {len(rows)} labels differ from {theirs} row by row (translations keep their label): "
+                       f"the rows do not line up; restore the file")
+
 def read_local(task, split:str, lang:str, data_dir) -> list:
     "Canonical rows of `task`/`split`/`lang` from the original files under `data_dir`."
     t, root = get_task(task), Path(data_dir)
@@ -375,8 +546,13 @@ def read_local(task, split:str, lang:str, data_dir) -> list:
     files = local_files(t, split, lang, root)
     if not files:
         raise ITTError(f"no {t.name} {split} files for {lang!r} in the data dir: looked for {', '.join(file_patterns(t, split, lang))}")
-    rows = []
-    for f in files: rows += READERS[t.fmt](_Src(f, root), t, lang)
+    rows, where = [], {}
+    for f in files:
+        for r in READERS[t.fmt](_Src(f, root), t, lang):
+            if where.setdefault(r['id'], f) != f:
+                raise ITTError(f"id {r['id']!r} is in both {_Src(where[r['id']], root).name} and {_Src(f, root).name}; ids must be unique in a split")
+            rows.append(r)
+    _parallel(t, split, lang, root, rows, files)
     shared = len(t.langs) > 1 and not any('{' in p for pats in t.files.get(split, ()) for p in pats.split('|'))
     if not rows and not shared:   # (a file shared by several languages may hold none of this one)
         raise ITTError(f"{', '.join(_Src(f, root).name for f in files)}: no {t.name} examples in the {split} file(s) "
@@ -444,7 +620,7 @@ def from_hub(task, ds, lang:str='en') -> list:
             b = next((r[c] for c in ('hypothesis', 'sentence2', 'question2') if c in cols), '')
             y = r['label']
             if y is None or y == -1: continue
-            rows.append(dict(id=str(r.get('id', r.get('uid', r.get('idx', n)))), text_a=a, text_b=b if t.pair else '', label=_label(t, y, src, n)))
+            rows.append(dict(id=str(r.get('id', r.get('uid', r.get('idx', n)))), text_a=a, text_b=b if t.pair else '', label=_label(t, y, src, n, text=True)))
         elif t.kind == 'tagging':
             col = 'pos_tags' if 'pos_tags' in cols else 'ner_tags'
             names = _names(ds, col)
@@ -455,15 +631,15 @@ def from_hub(task, ds, lang:str='en') -> list:
             rows.append(dict(id=r['id'], context=r['context'], question=r['question'],
                              answers={'text': list(a['text']), 'answer_start': [int(x) for x in a['answer_start']]}))
         elif t.kind == 'multiple_choice':
-            if t.fmt == 'copa_jsonl': rows.append(_copa(t, src, n, r, n))
+            if t.fmt == 'copa_jsonl': rows.append(_copa(t, src, n, r, n, text=True))
             elif t.fmt == 'siqa_jsonl': rows.append(_siqa(t, src, n, r, n))
             elif t.fmt == 'csqa_jsonl':
                 if not r['answerKey']: continue
                 rows.append(_csqa(t, src, n, r, n))
             elif t.fmt == 'hellaswag_jsonl':
                 if r['label'] in ('', None): continue
-                rows.append(_hellaswag(t, src, n, r, n))
-            else: rows.append(_cosmos(t, src, n, r, n))
+                rows.append(_hellaswag(t, src, n, r, n, text=True))
+            else: rows.append(_cosmos(t, src, n, r, n, text=True))
         else:
             s = r.get('source_sentence', r.get('sentence1'))
             g = r.get('target_sentence', r.get('sentence2'))
@@ -485,11 +661,11 @@ def load_candidates(task, # 'lareqa', 'bucc2018' or 'mewslix'
     files = local_files(t, split, lang, data_dir)
     if not files: raise ITTError(f"no {t.name} {split} files for {lang!r} in the data dir: looked for {', '.join(file_patterns(t, split, lang))}")
     src = _Src(files[0], Path(data_dir))
-    if t.fmt == 'xquad_r': return Dataset.from_list(_xquad_r(src, lang)[1])
-    if t.fmt == 'mewslix':
-        return Dataset.from_list([dict(id=e['entity_id'], text=e['description']) for _, e in _jsonl(_Src(files[0].parent/'candidate_set_entities.jsonl', Path(data_dir)))])
-    s, g = _bucc_paths(files[0], lang)
-    rows = [dict(id=k, text=v, side=side) for side, p in (('source', s), ('target', g)) for k, v in _bucc_sents(_Src(p, Path(data_dir))).items()]
+    with _malformed(src, t.fmt):
+        if t.fmt == 'xquad_r': return Dataset.from_list(_xquad_r(src, lang)[1])
+        if t.fmt == 'mewslix': return Dataset.from_list([dict(id=k, text=e['description']) for k, e in _entities(src).items()])
+        s, g = _bucc_paths(files[0], lang)
+        rows = [dict(id=k, text=v, side=side) for side, p in (('source', s), ('target', g)) for k, v in _bucc_sents(_Src(p, Path(data_dir))).items()]
     return Dataset.from_list(rows)
 
 # %% ../nbs/11_load.ipynb #64bd8335
