@@ -17,7 +17,7 @@ from .tasks import get_task
 from .models import build_model, encoder_state
 from .features import featurize, data_collator
 from .recipe import load_stage_data
-from .trainer import StageTrainer, fit, freeze_embeddings, training_args, train_summary
+from .trainer import StageTrainer, fit, freeze_embeddings, training_args, train_summary, world_size
 
 # %% auto #0
 __all__ = ['TEXT_COLUMNS', 'TaskSampler', 'MultiTaskData', 'TaskBatchSampler', 'multitask_collator', 'MultiTaskModel',
@@ -170,6 +170,8 @@ def multitask_parts(stage:Stage, encoder:str, tokenizer, src=None, data_dir=None
 # %% ../nbs/32_multitask.ipynb #8d7375da
 def train_multitask(stage:Stage, sd, encoder:str, tokenizer, src=None, data_dir=None, resume:bool=False, callbacks=(), prepare=None):
     "Train a multi-task stage (`prepare()` is called once the data has loaded, before training); returns (model, trainer, transfer report, training summary)."
+    if world_size() > 1:   # one task per batch does not shard across processes the way the single-task sampler does
+        raise ITTError(f"stage {stage.id}: a multi-task stage runs in one process; launch it without torchrun / accelerate (one GPU)")
     model, feats, collators, report = multitask_parts(stage, encoder, tokenizer, src, data_dir)
     if stage.optim.freeze_embeddings: freeze_embeddings(model.encoder)
     if prepare is not None: prepare()

@@ -17,6 +17,7 @@ from .settings import (Settings, setting, SAFE_NAME, Sampling, MLMSpec, LoraSpec
 from .metrics import aggregate
 from .encoders import resolve_encoder
 from .recipe import load_stage_data, dev_or_none, held_out
+from .trainer import is_main, barrier
 from .stages import run_stage, stage_tokenizer
 from .rundir import merge_results, clean_partial_results
 from .zero_shot import eval_split
@@ -319,13 +320,14 @@ def _eta(done:list[float], left:int) -> str:
 
 def run_stages(stages, out, resume:bool=False, force:bool=False, log=print) -> list[dict]:
     "Run `stages` in order into `out` (finished ones are skipped) and rebuild `out/results.csv` after each; logs the time left."
-    out, res, took = Path(out), [], []
-    clean_partial_results(out)
+    out, res, took, main = Path(out), [], [], is_main()
+    if main: clean_partial_results(out)
+    log = log if main else None                          # one log for a distributed run
     for i, st in enumerate(stages, 1):
         t0 = time.time()
         m = run_stage(st, out, resume=resume, force=force)
         res.append(m)
-        merge_results(out)
+        if main: merge_results(out)
         if m.get('skipped') is not True: took.append(time.time() - t0)
         todo = sum(not (out/s.id/'metrics.json').exists() for s in stages[i:])
         if log: log(f"[{i}/{len(stages)}] {st.id}: {'finished earlier, skipped' if m.get('skipped') is True else f'done in {took[-1]:.1f} s'}{_eta(took, todo)}")
@@ -361,7 +363,9 @@ def run_plan(plan, out, resume:bool=False, force:bool=False, log=print) -> Path:
     todo = [s for s in stages if force or not (Path(out)/s.id/'metrics.json').exists()]
     if todo: preflight(todo)                             # something to run: check the encoder, tokenizer and data first
     run_stages(stages, out, resume=resume, force=force, log=log)
-    return merge_results(out)
+    res = merge_results(out) if is_main() else Path(out)/'results.csv'
+    barrier()                                            # every process returns once results.csv is complete
+    return res
 
 # %% ../nbs/61_plans.ipynb #492fa30b
 def summary(results, benchmark:str='xtreme-r') -> str:
@@ -396,6 +400,7 @@ def cli_run(argv:list[str]) -> int:
     if a.dry_run: print(describe(plan)); return 0
     out, t0 = Path(a.out or Path('runs')/plan.name), time.time()
     res = run_plan(plan, out, resume=a.resume, force=a.force)
+    if not is_main(): return 0                           # one summary for a distributed run
     print(summary(res, plan.recipe.benchmark))
     print(f"{res} ({sum(1 for _ in open(res)) - 1} rows) in {time.time() - t0:.1f} s")
     return 0

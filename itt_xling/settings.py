@@ -34,7 +34,7 @@ def describe_type(hint) -> str:
     "A type hint in words, for error messages."
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType): return ' or '.join(map(describe_type, args))
-    if origin is tuple: return 'a list of ' + _PLURAL.get(args[0], f'{describe_type(args[0])} items')
+    if origin is tuple: return 'a list of ' + _PLURAL.get(args[0], f'{args[0].__name__} mappings' if dataclasses.is_dataclass(args[0]) else f'{describe_type(args[0])} items')
     if origin is dict: return f'a mapping of names to {describe_type(args[1])}'
     if dataclasses.is_dataclass(hint): return f'a mapping of {hint.__name__} settings'
     return _NAMES.get(hint, getattr(hint, '__name__', str(hint)))
@@ -62,7 +62,7 @@ def check_value(v, hint, where:str):
     if dataclasses.is_dataclass(hint): return v if isinstance(v, hint) else from_dict(hint, v, where)
     if origin is tuple:
         if not isinstance(v, (list, tuple)): raise bad
-        return tuple(check_value(x, args[0], f'{where}[{i}]') for i, x in enumerate(v))
+        return tuple(check_value(x, args[0], f'{where}.{i}') for i, x in enumerate(v))
     if origin is dict:
         if not isinstance(v, dict): raise bad
         return {check_value(k, args[0], where): check_value(x, args[1], f'{where}.{k}') for k, x in v.items()}

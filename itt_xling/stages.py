@@ -13,14 +13,14 @@ from .encoders import resolve_encoder
 from .models import build_model, transfer_encoder, apply_lora, lora_state, load_model, save_model, load_tokenizer
 from .features import featurize, data_collator
 from .recipe import load_stage_data, held_out, dev_or_none
-from .trainer import fit, last_checkpoint, freeze_embeddings, train_summary, trainer_state, on_cuda
+from .trainer import fit, last_checkpoint, freeze_embeddings, train_summary, trainer_state, on_cuda, is_main, barrier, wait_for
 from .multitask import train_multitask
 from .zero_shot import evaluate, score_examples
 from .rundir import write_predictions
 
 # %% auto #0
 __all__ = ['TRAIN', 'config_diff', 'read_config', 'read_hash', 'check_stage', 'record_stage', 'stage_config_output',
-           'guard_stage', 'result_row', 'evaluate_stage', 'apply_stage_lora', 'is_main', 'load_trained', 'save_trained',
+           'guard_stage', 'result_row', 'evaluate_stage', 'apply_stage_lora', 'load_trained', 'save_trained',
            'stage_tokenizer', 'dev_rows', 'train_none', 'train_multi', 'train_single', 'stage_kind', 'stage_parent',
            'finished', 'finish_stage', 'run_stage']
 
@@ -100,10 +100,6 @@ def apply_stage_lora(stage:Stage, model, previous=None):
     return model, dict(lora=lora_state(model), from_stage=previous is not None)
 
 # %% ../nbs/60_stages.ipynb #02d5a703
-def is_main() -> bool:
-    "Whether this process writes (rank 0 of a distributed run, or the only process)."
-    return int(os.environ.get('RANK', '0')) == 0
-
 def load_trained(sd:Path):
     "The trained model saved by stage folder `sd` (a task model, with its LoRA adapters, or a multi-task stage's shared encoder)."
     cfg = read_config(sd)['config']
@@ -179,8 +175,9 @@ def stage_parent(stage:Stage, out:Path, init_from=None) -> Path|None:
 
 def finished(stage:Stage, sd:Path) -> dict:
     "A finished stage's metrics, after tidying what a kill after its last write may have left."
-    clean_partial(sd)
-    if not stage.optim.keep_checkpoints: shutil.rmtree(sd/'checkpoints', ignore_errors=True)
+    if is_main():
+        clean_partial(sd)
+        if not stage.optim.keep_checkpoints: shutil.rmtree(sd/'checkpoints', ignore_errors=True)
     return {**json.loads((sd/'metrics.json').read_text()), 'skipped': True}
 
 def finish_stage(stage:Stage, sd:Path, model, tok, trainer, info:dict, rows:list, data_dir=None) -> dict:
@@ -188,8 +185,8 @@ def finish_stage(stage:Stage, sd:Path, model, tok, trainer, info:dict, rows:list
     if stage.tasks and is_main():
         save_trained(model, tok, sd)
         write_json(sd/'trainer_state.json', trainer_state(trainer))
+    if not is_main(): return json.loads(wait_for(sd/'metrics.json').read_text())   # the main process evaluates and writes
     ev, skipped = evaluate_stage(stage, model, tok, sd, data_dir)
-    if not is_main(): return {}
     metrics = dict(stage=stage.id, **info, skipped=skipped, rows=rows + ev)
     write_json(sd/'metrics.json', metrics)
     if not stage.optim.keep_checkpoints: shutil.rmtree(sd/'checkpoints', ignore_errors=True)
@@ -211,7 +208,9 @@ def run_stage(stage:Stage, out_dir, init_from=None, resume:bool=False, force:boo
     set_seed(stage.seed, deterministic=not on_cuda())
     enc = resolve_encoder(stage.model); tok = stage_tokenizer(enc)
     src = load_trained(parent) if parent is not None and (parent/'model').exists() else None
-    prepare = lambda: record_stage(stage, sd, parent_hash, fresh or (bool(ckpt) and not resume))
+    def prepare():                                       # once the model and data have loaded: the main process records the config
+        if is_main(): record_stage(stage, sd, parent_hash, fresh or (bool(ckpt) and not resume))
+        barrier()
     model, trainer, report, summary, rows = TRAIN[stage_kind(stage)](stage, sd, enc, tok, src, data_dir, resume, callbacks, prepare)
     info = dict(hash=stage_hash(stage, parent_hash), parent=parent.name if parent else None, transfer=report, train=summary)
     return finish_stage(stage, sd, model, tok, trainer, info, rows, data_dir)

