@@ -78,6 +78,8 @@ write_conf() {
   [ "$mem_mb" -gt 256 ] || mem_mb=256
   cat >"$CONF" <<EOF
 # One-node Slurm for tests, written by tools/slurm_local.sh; state, logs and pid files under $DIR.
+# KillWait=0: no grace time between SIGTERM and SIGKILL (clusters give 30 s), so that cancelled jobs end within
+# seconds (submitit jobs ignore SIGTERM) and `stop` leaves no job process behind.
 ClusterName=itt-local
 SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$PORT
@@ -103,6 +105,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
 MinJobAge=600
+KillWait=0
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=local Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
