@@ -79,7 +79,7 @@ write_conf() {
   cat >"$CONF" <<EOF
 # One-node Slurm for tests, written by tools/slurm_local.sh; state, logs and pid files under $DIR.
 # KillWait=0: no grace time between SIGTERM and SIGKILL (clusters give 30 s), so that cancelled jobs end within
-# seconds (submitit jobs ignore SIGTERM) and `stop` leaves no job process behind.
+# seconds (submitit jobs ignore SIGTERM) and "slurm_local.sh stop" leaves no job process behind.
 ClusterName=itt-local
 SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$PORT
