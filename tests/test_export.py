@@ -9,7 +9,7 @@ from itt_xling.metrics import compute_metrics, aggregate
 from itt_xling.export import export_run, cli_export, render, read_predictions, EXT
 from itt_xling.cli import main as cli_main
 from itt_xling.load import load_split
-from itt_xling.zero_shot import write_predictions, write_metrics, merge_results
+from itt_xling.rundir import write_predictions, write_metrics, merge_results
 import itt_xling
 
 FIXTURES = Path(itt_xling.__file__).parent/"fixtures"

@@ -9,9 +9,9 @@ from itt_xling.models import build_model, load_tokenizer, predict
 from itt_xling.features import featurize, data_collator, postprocess
 from itt_xling.load import load_split, local_files
 from itt_xling.retrieval import tatoeba_eval, bare_encoder
-from itt_xling.zero_shot import (GOLD, RESULT_COLUMNS, predict_examples, score_examples, eval_split, eval_langs, evaluate,
-                                 zero_shot, write_predictions, write_metrics, stage_rows, merge_results, record_eval,
-                                 cli_eval, load_for_eval)
+from itt_xling.zero_shot import (GOLD, predict_examples, score_examples, eval_split, eval_langs, evaluate,
+                                 zero_shot, record_eval, cli_eval, load_for_eval)
+from itt_xling.rundir import RESULT_COLUMNS, write_predictions, write_metrics, stage_rows, merge_results
 from itt_xling.metrics import compute_metrics
 from pathlib import Path
 import itt_xling
