@@ -56,7 +56,7 @@ target: [tatoeba]
 langs: {tatoeba: [de, sw]}
 max_train_examples: 128
 max_eval_examples: 16
-train: {epochs: 4, lr: 1.0e-3, batch_size: 16, max_length: 64}
+train: {epochs: 3, lr: 1.0e-3, batch_size: 16, max_length: 64}
 """
 
 def test_cancel_and_resume(slurm, data_dir, tmp_path, capsys):
