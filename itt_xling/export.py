@@ -4,7 +4,7 @@
 
 # %% ../nbs/43_export.ipynb #e1e6e9f0
 from __future__ import annotations
-import re, json, argparse, datetime
+import io, re, json, argparse, datetime
 from pathlib import Path
 from .core import ITTError, atomic_dir, write_text, write_json, did_you_mean, read_text, check_out, inside
 from .tasks import BENCHMARKS, get_task
@@ -112,11 +112,16 @@ def our_numbers(run, task:str, lang:str, split:str, stage:str|None=None) -> dict
     import pandas as pd
     f = Path(run)/'results.csv'
     if not f.is_file(): return {}
-    df = pd.read_csv(f)
+    try: df = pd.read_csv(io.StringIO(read_text(f)), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e: raise ITTError(f"{f}: not a results table ({' '.join(str(e).split())}): rebuild it (itt-xling run) or remove it") from None
     tcol = 'target' if 'target' in df.columns else 'task'
+    if missing := {tcol, 'lang', 'split', 'metric', 'value'} - set(df.columns):
+        raise ITTError(f"{f}: not a results table (no {', '.join(sorted(missing))} column): rebuild it (itt-xling run) or remove it")
     df = df[(df[tcol] == task) & (df['lang'] == lang) & (df['split'] == split)]
-    if stage is not None and 'stage' in df.columns: df = df[df['stage'].astype(str) == stage]
-    return {m: float(v) for m, v in zip(df['metric'], df['value'])}
+    if stage is not None and 'stage' in df.columns: df = df[df['stage'] == stage]
+    vals = pd.to_numeric(df['value'], errors='coerce')
+    if vals.isna().any(): raise ITTError(f"{f}: a {task} {lang} value is not a number ({df['value'][vals.isna()].iloc[0]!r}): rebuild it (itt-xling run) or remove it")
+    return {m: float(v) for m, v in zip(df['metric'], vals)}
 
 # %% ../nbs/43_export.ipynb #946271b5
 def score_records(task:str, records:list[dict], lang:str|None=None) -> dict[str, float]:
