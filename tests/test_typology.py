@@ -1,8 +1,10 @@
-"""Typology table, URIEL distances and the gain-distance regression."""
+"""Typology table, URIEL distances and the gain-distance regression, which says when it cannot answer."""
 import numpy as np, pandas as pd, pytest
+from scipy import stats
 from itt_xling.core import ITTError
 from itt_xling.tasks import BENCHMARKS
-from itt_xling.typology import languages, typology_table, uriel_distances, correlations, typology_effect, DISTANCES
+from itt_xling.typology import (languages, typology_table, uriel_distances, correlations, typology_effect, size_adjusted_fit, DISTANCES,
+                                MIN_RESID_DF)
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch): monkeypatch.setenv('ITT_XLING_CACHE', str(tmp_path))
@@ -78,3 +80,78 @@ def test_sparse_code_falls_back_and_flags():
     assert t.loc['ms', 'syntactic_n'] >= 20 and "syntactic: via 'msa'" in t.loc['ms', 'note']
     assert t.loc['ms', 'syntactic'] > 0.3            # not the 0.0 of zsm's 12 shared features
     assert 'syntactic: only 12 shared features, unreliable' in t.loc['kk', 'note']
+
+
+# --- statistics that say when they cannot answer -------------------------------------------------------------
+
+def _table():
+    typ = typology_table()
+    return typ, typ.dropna(subset=['syntactic', 'cc100_gib']).drop(index='en')
+
+def test_ols_uses_hc3_robust_errors():
+    import statsmodels.formula.api as smf
+    typ, ok = _table()
+    rng = np.random.default_rng(5)
+    y = 2 - 10*ok['syntactic'].values + rng.normal(0, 0.5 + 2*ok['syntactic'].values, len(ok))   # heteroskedastic
+    e = typology_effect(pd.DataFrame({'lang': ok.index, 'target': 't', 'delta': y}), 't', typ=typ).set_index('term')
+    d = pd.DataFrame({'gain': y, 'distance': ok['syntactic'].values, 'log_size': ok['log_cc100_gib'].values})
+    ref = smf.ols('gain ~ distance + log_size', d).fit(cov_type='HC3', use_t=True)
+    assert e.loc['distance', 'estimate'] == pytest.approx(ref.params['distance'])
+    assert e.loc['distance', 'ci_low'] == pytest.approx(ref.conf_int().loc['distance', 0])
+    assert e.loc['distance', 'p_value'] == pytest.approx(ref.pvalues['distance'])
+    assert 'HC3' in e.loc['distance', 'method']
+
+@pytest.mark.parametrize('n_langs, has_p', [(8, False), (12, False), (13, True), (20, True)])
+def test_no_pvalues_from_fewer_than_10_residual_df(n_langs, has_p):
+    "OLS with 3 parameters: n - 3 residual df; correlations: n - 2."
+    typ, ok = _table()
+    ok = ok.iloc[:n_langs]
+    df = pd.DataFrame({'lang': ok.index, 'target': 't', 'delta': -10*ok['syntactic'].values + np.random.default_rng(0).normal(0, 1, n_langs)})
+    e = typology_effect(df, 't', typ=typ).set_index('term')
+    assert np.isfinite(e.loc['distance', 'p_value']) == has_p
+    assert np.isfinite(e.loc['distance', 'estimate'])
+    if not has_p:
+        assert np.isnan(e.loc['distance', 'ci_low']) and e.loc['distance', 'note'].startswith('too few languages')
+    corr_ok = n_langs - 2 >= MIN_RESID_DF
+    assert np.isfinite(e.loc['rho', 'p_value']) == corr_ok and np.isfinite(e.loc['r', 'ci_low']) == corr_ok
+
+def test_spearman_interval_is_a_percentile_bootstrap():
+    rng = np.random.default_rng(0); x = rng.uniform(size=30); y = x + rng.normal(0, 0.5, 30)
+    c = correlations(x, y, n_resamples=500, seed=3).set_index('analysis')
+    ref = stats.bootstrap((x, y), lambda a, b: stats.spearmanr(a, b)[0], paired=True, vectorized=False, n_resamples=500,
+                          method='percentile', rng=np.random.default_rng(3))
+    assert c.loc['spearman', 'ci_low'] == pytest.approx(ref.confidence_interval.low)
+    assert c.loc['spearman', 'ci_high'] == pytest.approx(ref.confidence_interval.high)
+    assert c.loc['spearman', 'method'].startswith('percentile bootstrap') and c.loc['pearson', 'method'] == "Fisher's z"
+
+def test_boundary_mixed_model_is_reported_and_falls_back():
+    "Two targets per language differing by independent noise only: the language variance is 0, on the boundary."
+    typ, ok = _table()
+    r0 = np.random.default_rng(0)
+    base = 2 - 10*ok['syntactic'].values + 0.4*ok['log_cc100_gib'].values
+    df = pd.concat([pd.DataFrame({'lang': ok.index, 'target': t, 'delta': base + off + r0.normal(0, 0.3, len(ok))}) for t, off in (('a', 0), ('b', 1))])
+    e = typology_effect(df, typ=typ)
+    v = e.set_index('term').loc['language variance']
+    assert v['analysis'] == 'mixed' and v['estimate'] < 1e-6 and 'boundary' in v['note'] and 'fell back' in v['note']
+    fb = e[e['analysis'] == 'ols on language means'].set_index('term')
+    assert set(fb.index) == {'Intercept', 'distance', 'log_size'} and (fb['n'] == len(ok)).all()
+    assert fb.loc['distance', 'ci_low'] < -10 < fb.loc['distance', 'ci_high']
+    assert any('boundary' in w for w in e.attrs['warnings'])                # statsmodels' warning, kept
+    assert all('warnings:' in n for n in e.loc[e['analysis'] == 'ols on language means', 'note'])
+
+def test_mixed_model_reports_its_variances():
+    typ, ok = _table()
+    r0 = np.random.default_rng(1)
+    base = 2 - 10*ok['syntactic'].values + 0.4*ok['log_cc100_gib'].values + r0.normal(0, 1.0, len(ok))   # a shift per language
+    df = pd.concat([pd.DataFrame({'lang': ok.index, 'target': t, 'delta': base + off + r0.normal(0, 0.3, len(ok))}) for t, off in (('a', 0), ('b', 1))])
+    e = typology_effect(df, typ=typ).set_index('term')
+    assert e.loc['language variance', 'estimate'] == pytest.approx(1.0, rel=0.5) and e.loc['residual variance', 'estimate'] < 0.3
+    assert e.loc['distance', 'analysis'] == 'mixed' and e.loc['distance', 'ci_low'] < -10 < e.loc['distance', 'ci_high']
+
+def test_size_adjusted_fit_is_the_partial_regression():
+    typ, ok = _table()
+    y = 1 + 3*ok['syntactic'].values - 0.2*ok['log_cc100_gib'].values + np.random.default_rng(2).normal(0, 0.1, len(ok))
+    b = size_adjusted_fit(ok['syntactic'], ok['log_cc100_gib'], y)
+    e = typology_effect(pd.DataFrame({'lang': ok.index, 'target': 't', 'delta': y}), 't', typ=typ).set_index('term')
+    assert b[1] == pytest.approx(e.loc['distance', 'estimate']) and b[2] == pytest.approx(e.loc['log_size', 'estimate'])
+    assert np.isnan(size_adjusted_fit([1, 2, 3], [1, 2, np.nan], [1, 2, 3])).all()
