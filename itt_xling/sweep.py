@@ -8,7 +8,7 @@ import argparse, json, shutil, subprocess, time
 from pathlib import Path
 from .core import ITTError, write_json
 from .rundir import merge_results
-from .trainer import last_checkpoint
+from .trainer import last_checkpoint, launch
 from .stages import check_stage, read_hash
 from .plans import load_plan, expand, stages_of, run_stages, with_options, describe, summary, plan_parser
 
@@ -18,13 +18,16 @@ __all__ = ['PENDING', 'RUNNING', 'STATES', 'slurm_params', 'read_jobs', 'record_
            'cli_sweep']
 
 # %% ../nbs/62_sweep.ipynb #813fe0b6
-def slurm_params(gpus:int=1, partition:str|None=None, slurm_args:dict|None=None, after:str|None=None) -> dict:
-    "submitit parameters of one Slurm job: `gpus` per node (0: a CPU job, no GPU asked), partition, extra sbatch options, and the job it waits for."
+def slurm_params(gpus:int=1, partition:str|None=None, slurm_args:dict|None=None, after:str|None=None, procs:int|None=None) -> dict:
+    "submitit parameters of one Slurm job: `gpus` per node (0: a CPU job, no GPU asked), `procs` training processes (CPUs per task), partition, extra sbatch options, and the job it waits for."
     if gpus < 0: raise ITTError(f"--gpus must be 0 or more, not {gpus}")
+    procs = max(1, gpus) if procs is None else procs
+    if procs < 1 or gpus and procs != gpus: raise ITTError(f"--procs must be 1 or more (one process per GPU: {gpus or 'any'}), not {procs}")
     extra = dict(slurm_args or {})
     if after: extra.update({'dependency': f'afterok:{after}', 'kill-on-invalid-dep': 'yes'})
-    p = dict(slurm_additional_parameters=extra)
+    p = dict(slurm_additional_parameters=extra, tasks_per_node=1)   # one task per node: it launches the training processes
     if gpus: p['gpus_per_node'] = gpus
+    if procs > 1: p['cpus_per_task'] = procs
     if partition: p['slurm_partition'] = partition
     return p
 
@@ -115,11 +118,12 @@ def format_states(rows) -> str:
     return '\n'.join(lines + [f"{len(rows)} stages: " + ', '.join(f'{v} {s}' for s, v in n.items() if v)])
 
 # %% ../nbs/62_sweep.ipynb #64c0df7e
-def sweep_job(stages, out, force:bool=False) -> list[dict]:
-    "What one job runs: `stages` in order into `out`, done ones skipped and an interrupted one resumed from its last checkpoint (said in the job's log)."
+def sweep_job(stages, out, force:bool=False, procs:int=1) -> list[dict]:
+    "What one job runs: `stages` in order into `out`, done ones skipped and an interrupted one resumed from its last checkpoint (said in the job's log); in `procs` processes (torchrun's launcher) when more than one."
     for st in stages:
         ckpt = None if force or (Path(out)/st.id/'metrics.json').exists() else last_checkpoint(Path(out)/st.id)
         if ckpt: print(f"{st.id}: resuming from {Path(ckpt).name}", flush=True)
+    if procs > 1: return launch(run_stages, procs, stages, out, True, force)[0]
     return run_stages(stages, out, resume=True, force=force)
 
 # %% ../nbs/62_sweep.ipynb #2500b217
@@ -142,7 +146,7 @@ def submit_slurm(plan, out, ex, params:dict|None=None, force:bool=False, log=pri
                 if r['queued']: subprocess.run(['scancel', r['job']], capture_output=True)   # it would never run
                 dep = None if st is head else after
                 ex.update_parameters(**slurm_params(after=dep, **(params or {})))
-                job = ex.submit(sweep_job, [st], out, force); new.append(job); jid = job.job_id
+                job = ex.submit(sweep_job, [st], out, force, (params or {}).get('procs') or max(1, (params or {}).get('gpus', 1))); new.append(job); jid = job.job_id
                 record_job(out, st.id, jid, dep)
                 log(f"job {jid}: {st.id}" + (f" (after job {dep})" if dep else ''))
             if st is head: after = jid
@@ -179,7 +183,7 @@ def follow(plan, out, log=print, poll:float=10.0) -> list[dict]:
 
 # %% ../nbs/62_sweep.ipynb #fe52918e
 def sweep(plan, out, executor:str='slurm', force:bool=False, wait:bool|None=None, log=print, timeout_min:int=24*60,
-          gpus:int=1, partition:str|None=None, slurm_args:dict|None=None, poll:float=10.0) -> list:
+          gpus:int=1, partition:str|None=None, slurm_args:dict|None=None, poll:float=10.0, procs:int|None=None) -> list:
     "Submit `plan`'s stages through submitit (Slurm: one job per stage, targets after their intermediate's job; local: one job per chain, here); `wait` (the default for local) follows them to the end. Returns the new jobs."
     try: import submitit
     except ImportError: raise ITTError("sweeps need submitit: pip install 'itt_xling[cluster]'") from None
@@ -189,7 +193,7 @@ def sweep(plan, out, executor:str='slurm', force:bool=False, wait:bool|None=None
     ex = submitit.AutoExecutor(folder=str(out/'.submitit'/'%j'), cluster=executor)
     ex.update_parameters(timeout_min=timeout_min, name=f'itt-{plan.name}')
     if executor == 'slurm':
-        jobs = submit_slurm(plan, out, ex, dict(gpus=gpus, partition=partition, slurm_args=slurm_args), force, log)
+        jobs = submit_slurm(plan, out, ex, dict(gpus=gpus, partition=partition, slurm_args=slurm_args, procs=procs), force, log)
         if wait: follow(plan, out, log, poll)
         return jobs
     jobs = []
@@ -207,6 +211,7 @@ def cli_sweep(argv:list[str]) -> int:
     p.add_argument('--executor', choices=['slurm', 'local'], default='slurm', help='slurm, or local jobs on this machine')
     p.add_argument('--partition', help='Slurm partition')
     p.add_argument('--gpus', type=int, default=1, help='GPUs per job (Slurm); 0 for CPU jobs')
+    p.add_argument('--procs', type=int, help='training processes per job, launched as torchrun does (default: one per GPU, or 1)')
     p.add_argument('--timeout-min', type=int, default=24 * 60, help='time limit per job, minutes')
     p.add_argument('--slurm-arg', action='append', default=[], metavar='KEY=VALUE', help='extra sbatch option, e.g. account=abc (repeatable)')
     p.add_argument('--wait', action='store_true', help='Slurm: follow the jobs until they end and report failed ones (exit status 1)')
@@ -220,7 +225,7 @@ def cli_sweep(argv:list[str]) -> int:
     bad = [s for s in a.slurm_arg if '=' not in s]
     if bad: raise ITTError(f"--slurm-arg takes KEY=VALUE, got {bad[0]!r}")
     jobs = sweep(plan, out, a.executor, force=a.force, wait=False if a.executor == 'slurm' else None, timeout_min=a.timeout_min,
-                 gpus=a.gpus, partition=a.partition, slurm_args=dict(s.split('=', 1) for s in a.slurm_arg))
+                 gpus=a.gpus, partition=a.partition, slurm_args=dict(s.split('=', 1) for s in a.slurm_arg), procs=a.procs)
     if a.executor == 'slurm' and not a.wait:
         print(f"{len(jobs)} jobs submitted; follow them with: itt-xling sweep {a.plan} --out {out} --status"); return 0
     rows = follow(plan, out, poll=a.poll) if a.executor == 'slurm' else []

@@ -14,7 +14,7 @@ from .core import ITTError, write_text
 from .settings import Stage
 
 # %% auto #0
-__all__ = ['world_size', 'is_main', 'barrier', 'wait_for', 'on_cuda', 'training_args', 'StageTrainer', 'LogFile',
+__all__ = ['world_size', 'is_main', 'barrier', 'wait_for', 'launch', 'on_cuda', 'training_args', 'StageTrainer', 'LogFile',
            'last_checkpoint', 'no_nan_fill', 'fit', 'freeze_embeddings', 'trainer_state', 'train_summary']
 
 # %% ../nbs/31_trainer.ipynb #dfd31000
@@ -36,6 +36,14 @@ def wait_for(path:Path, poll:float=1.0) -> Path:
     "Wait until the main process has written `path` (no collective pending, so no timeout while it evaluates)."
     while not Path(path).exists(): time.sleep(poll)
     return Path(path)
+
+def launch(fn, procs:int, *args) -> dict:
+    "Run `fn(*args)` in `procs` processes with torchrun's launcher (one node; gloo on CPUs, NCCL on GPUs); returns each rank's result."
+    import uuid
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+    cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=procs, rdzv_backend='c10d', rdzv_endpoint='localhost:0',
+                       run_id=uuid.uuid4().hex, max_restarts=0, monitor_interval=0.5, start_method='spawn')
+    return elastic_launch(cfg, fn)(*args)
 
 # %% ../nbs/31_trainer.ipynb #75789a74
 def on_cuda() -> bool: return torch.cuda.is_available()

@@ -146,3 +146,27 @@ def test_jobs_finishing_together_lose_no_row(slurm, tmp_path):
     assert [slurm_state(j) for j in ids] == ['COMPLETED'] * 2, [(tmp_path/f'{t}.log').read_text() for t in 'ab']
     stages = sorted(r['stage'] for r in csv.DictReader(open(out/'results.csv')))
     assert stages == sorted(f'{t}{k}' for t in 'ab' for k in range(20))
+
+TWO = """name: two
+model: tiny-xlmr
+baseline: false
+intermediate: [rte]
+target: [pawsx]
+split: validation
+train_on_dev: [pawsx]
+langs: {pawsx: [en, de]}
+max_train_examples: 64
+max_eval_examples: 32
+train: {epochs: 1, lr: 1.0e-3, batch_size: 16, max_length: 64}
+"""
+
+def test_two_process_jobs_equal_one_process(slurm, data_dir, tmp_path, capsys):
+    "`--procs 2`: each job launches two training processes (torchrun's launcher, gloo on CPU) in one task; same rows as `itt-xling run`."
+    plan, out, ref = tmp_path/'two.yaml', tmp_path/'sweep', tmp_path/'run'
+    plan.write_text(TWO)
+    rc, log = itt(capsys, 'sweep', plan, *SWEEP, '--procs', '2', '--data-dir', data_dir, '--out', out, '--wait')
+    assert rc == 0, log
+    for j in read_jobs(out).values():
+        assert 'cpus-per-task=2' in (out/'.submitit'/j['job']/f"{j['job']}_submission.sh").read_text()
+    assert itt(capsys, 'run', plan, '--data-dir', data_dir, '--out', ref)[0] == 0
+    assert (out/'results.csv').read_text() == (ref/'results.csv').read_text()
