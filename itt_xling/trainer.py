@@ -172,8 +172,9 @@ def trainer_state(trainer) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(trainer.state), default=str))
 
 def train_summary(trainer, n_train:int) -> dict:
-    "What the training did: steps, loss, best dev metric and its step."
-    st = trainer.state
+    "What the training did: steps, loss, best dev metric and its step, the number format and the device."
+    st, a = trainer.state, trainer.args
     loss = next((h['train_loss'] for h in reversed(st.log_history) if 'train_loss' in h), None)
     return dict(n_train=n_train, global_step=st.global_step, epochs=st.epoch, train_loss=loss,
-                best_metric=st.best_metric, best_global_step=getattr(st, 'best_global_step', None))
+                best_metric=st.best_metric, best_global_step=getattr(st, 'best_global_step', None),
+                dtype='bf16' if a.bf16 else 'fp16' if a.fp16 else 'fp32', device=a.device.type, processes=a.world_size)
