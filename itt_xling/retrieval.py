@@ -26,6 +26,7 @@ def default_layer(model) -> int:
     "The layer XTREME uses for retrieval, scaled to the model's depth: round(14/24 * num_layers)."
     return round(14 / 24 * model.config.num_hidden_layers)
 
+# %% ../nbs/41_retrieval.ipynb #7361b19b
 def encode_sentences(model, # a transformers encoder (any head; its hidden states are used)
                      tokenizer, # its tokenizer
                      texts, # sentences to encode
@@ -144,6 +145,7 @@ def _data(data_dir):
     if d is None: raise ITTError("no local data folder: pass data_dir (--data-dir) or set ITT_XLING_DATA")
     return d
 
+# %% ../nbs/41_retrieval.ipynb #cea47258
 def _local_langs(task, split, data_dir) -> list[str]:
     "Languages of `task` (both benchmarks) that have local files for `split`."
     return [l for l in get_task(task).langs if local_files(task, split, l, data_dir)]
@@ -174,6 +176,7 @@ def bucc_candidates(x, # (n, d) normalised source encodings
         out[(str(src_ids[s]), str(trg_ids[t]))] = float(scores[i])
     return out
 
+# %% ../nbs/41_retrieval.ipynb #79282f06
 def bucc_threshold(cands:dict, # (src_id, trg_id) -> score
                    gold, # gold pairs
                   ) -> float:
@@ -246,6 +249,7 @@ def _queries(task, ds) -> list[str]:
     if task == 'mewslix' and 'context' in ds.column_names: return [f'{q}: {c}' for q, c in zip(ds['query'], ds['context'])]
     return list(ds['query'])
 
+# %% ../nbs/41_retrieval.ipynb #b3a9595f
 def map_eval(model, # encoder
              tokenizer, # its tokenizer
              task:str, # 'lareqa' or 'mewslix'
