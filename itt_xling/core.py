@@ -155,22 +155,23 @@ _WHY = {errno.ENOENT: 'does not exist', errno.EISDIR: 'is a folder, not a file',
 _FIX = {errno.EROFS: 'write elsewhere (--out)', errno.EACCES: 'check its permissions or use another path',
         errno.EPERM: 'check its permissions or use another path'}
 
-def file_error(err:OSError, path=None) -> ITTError:
-    "The one-line user error for the OS error `err` on `path` (default: the error's own file name)."
+def file_error(err:OSError, path=None, name:str|None=None) -> ITTError:
+    "The one-line user error for the OS error `err` on `path` (default: the error's own file name), shown as `name` (default: the path)."
     p = path if path is not None else err.filename
-    if err.errno in (errno.ENOSPC, errno.EDQUOT): return _disk_full(err, p)
+    shown = name if name is not None else p
+    if err.errno in (errno.ENOSPC, errno.EDQUOT): return _disk_full(err, shown)
     why = _WHY.get(err.errno)
     if err.errno == errno.ENOENT and p is not None and os.path.islink(p): why = 'is a symbolic link to nothing (a dangling link)'
     if why is None: why = ' '.join(str(err.strerror or err).split())
     fix = _FIX.get(err.errno, 'check the path')
-    return ITTError(f"{p}: {why}: {fix}" if p is not None else f"{why}: {fix}")
+    return ITTError(f"{shown}: {why}: {fix}" if shown is not None else f"{why}: {fix}")
 
 # %% ../nbs/00_core.ipynb #a3a9472a
 def read_text(path, name:str|None=None) -> str:
     "The text of file `path` as UTF-8 (a byte-order mark dropped); `ITTError` naming it (as `name`) and the line when it cannot be read or is not UTF-8."
     name = str(path) if name is None else name
     try: data = Path(path).read_bytes()
-    except OSError as e: raise file_error(e, name) from None
+    except OSError as e: raise file_error(e, path, name) from None
     try: return data.decode('utf-8-sig')
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b'\n') + 1
