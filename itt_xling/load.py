@@ -44,6 +44,8 @@ class _Src:
         try: return str(self.path.relative_to(self.root)) if self.root else str(self.path)
         except ValueError: return str(self.path)
     def err(self, line, msg:str) -> ITTError:
+        "The error `msg` at `line` of this file, on one line (line breaks quoted from the file are shown as \\n)."
+        msg = msg.replace('\r', '\\r').replace('\n', '\\n')
         return ITTError(f"{self.name}:{line}: {msg}" if line else f"{self.name}: {msg}")
 
 _INDEX = re.compile(r'0|[1-9][0-9]*')
@@ -310,7 +312,7 @@ def _csv_records(src:_Src) -> list:
         rd = csv.DictReader(io.StringIO(_read(src), newline=''))
         out = []
         for r in rd:
-            if None in r or None in r.values(): raise src.err(rd.line_num, f"expected {len(rd.fieldnames)} comma-separated fields ({', '.join(rd.fieldnames)})")
+            if None in r or None in r.values(): raise src.err(rd.line_num, f"expected {len(rd.fieldnames)} comma-separated fields ({', '.join(rd.fieldnames)[:200]})")
             out.append((rd.line_num, r))
         return out
     except csv.Error as e: raise src.err(rd.line_num, f"malformed CSV ({e})") from None
