@@ -179,6 +179,7 @@ class Recipe(Settings):
     dev_fraction: float = setting(0.5, 'share of dev items used for training (train_on_dev)', gt=0, lt=1)
     heldout_tasks: tuple[str, ...] = setting((), 'tasks whose evaluation keeps only the items never trained on')
     translate_train: dict[str, tuple[str, ...]] = setting(None, 'task -> languages of translated training data (ablation)', factory=dict)
+    data_version: str|None = setting(None, 'identifies the data a stage reads (e.g. a hash of its files): a folder run on other data is refused')
 
 @dataclass(frozen=True)
 class Output(Settings):
