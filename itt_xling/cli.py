@@ -17,7 +17,7 @@ COMMANDS = {
     'tasks':  ('itt_xling.load:cli_tasks',       'list the task registry (and local files with --data-dir)'),
     'model':  ('itt_xling.encoders:cli_model',   'prepare an offline encoder (e.g. me5-small) and print its path'),
     'run':    ('itt_xling.plans:cli_run',        'run a plan (preset or YAML): intermediate -> target stages -> zero-shot'),
-    'sweep':  ('itt_xling.sweep:cli_sweep',      'submit a plan as one job per stage chain (slurm or local)'),
+    'sweep':  ('itt_xling.sweep:cli_sweep',      'submit a plan to Slurm, one job per stage (or as local jobs); follow it (--status)'),
     'eval':   ('itt_xling.zero_shot:cli_eval',   'zero-shot evaluation of a trained model on every language of a task'),
     'export': ('itt_xling.export:cli_export',    'write predictions in the XTREME leaderboard layout'),
     'report': ('itt_xling.report:cli_report',    'tables, deltas with CIs, typology and figures from runs'),
