@@ -72,7 +72,8 @@ def atomic_write(path, mode:str='w', encoding:str|None='utf-8'):
     "Open a temporary file beside `path`; on success it replaces `path` atomically, on error it is removed."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp, fd = _temp_beside(path, lambda p: os.open(p, _NEW_FILE, 0o666))
+    try: tmp, fd = _temp_beside(path, lambda p: os.open(p, _NEW_FILE, 0o666))
+    except OSError as e: raise file_error(e, path) from None     # a read-only or full disk, a permission: name the file
     try:
         with os.fdopen(fd, mode, encoding=None if 'b' in mode else encoding) as f:
             yield f
@@ -122,7 +123,8 @@ def atomic_dir(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     old = path.with_name(f'.{path.name}.old')
     if not path.exists() and old.is_dir(): os.replace(old, path)   # a swap cut short by a crash: restore the old version
-    tmp, _ = _temp_beside(path, lambda p: os.mkdir(p, 0o777))
+    try: tmp, _ = _temp_beside(path, lambda p: os.mkdir(p, 0o777))
+    except OSError as e: raise file_error(e, path) from None
     try:
         yield tmp
         _swap_in(tmp, path)
@@ -130,6 +132,7 @@ def atomic_dir(path):
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, OSError) and (full := _disk_full(e, path)): raise full from None
+        if isinstance(e, ITTError) and str(tmp) in str(e): raise ITTError(str(e).replace(str(tmp), str(path))) from None   # name the folder, not its temporary copy
         raise
 
 # %% ../nbs/00_core.ipynb #86aaa21e

@@ -145,9 +145,10 @@ def export_entry(p:Path) -> bool:
     return all(f.is_file() and not f.is_symlink() and re.fullmatch(rf'test-[\w-]+\.{EXT[p.name]}', f.name) for f in p.iterdir())
 
 def _export_dirs(run, out, gold):
-    "`out` and `gold` checked for writing (`check_out`), resolved."
-    out = check_out(out, export_entry, {'--run': run, '--gold': gold})
-    return out, gold if gold is None else check_out(gold, export_entry, {'--run': run, '--out': out}, '--gold')
+    "`out` and `gold` checked for writing (`check_out`); as given, or resolved where the name is a symbolic link (the link is not replaced)."
+    shown = lambda p, r: r if Path(p).is_symlink() else Path(p)
+    o = shown(out, check_out(out, export_entry, {'--run': run, '--gold': gold}))
+    return o, gold if gold is None else shown(gold, check_out(gold, export_entry, {'--run': run, '--out': out}, '--gold'))
 
 # %% ../nbs/43_export.ipynb #b74e35fd
 def export_run(run, # run output folder or stage folder
