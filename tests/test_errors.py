@@ -183,3 +183,54 @@ def test_disk_full_message(monkeypatch, tmp_path):
     monkeypatch.setattr(os, 'fsync', no_space)
     rc, err = cli('export', '--run', run, '--out', tmp_path/'pred', '--benchmark', 'xtreme')
     user_error(rc, err, r"(?i)no space left|disk is full")
+
+# --- issue 15: one line for every class, and output folders that hold only what the package wrote -------------------
+
+def test_usage_errors_and_bugs_are_one_line(monkeypatch, tmp_path):
+    "An argparse usage error is one line naming the option; an unexpected error is one 'internal error' line, status 1."
+    user_error(*cli('export', '--run', tmp_path), r"itt-xling export: error: the following arguments are required: --out \(see itt-xling export --help\)$")
+    import itt_xling.load as load
+    monkeypatch.setattr(load, 'registry_table', lambda: [][0])
+    rc, err = cli('tasks')
+    assert rc == 1 and err.count('\n') == 1 and 'Traceback' not in err and 'internal error: IndexError' in err and 'ITT_XLING_DEBUG=1' in err
+
+def test_read_only_file_system(monkeypatch, tmp_path):
+    run = fake_run(tmp_path/'run')
+    monkeypatch.setattr(os, 'mkdir', lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EROFS, 'Read-only file system')))
+    user_error(*cli('export', '--run', run, '--out', tmp_path/'pred', '--benchmark', 'xtreme'), r"pred: is on a read-only file system: write elsewhere \(--out\)$")
+
+def test_export_replaces_only_an_earlier_export(tmp_path):
+    "The reproducer that deleted a run (export --out RUN), and every other folder that is not an earlier export, is refused untouched."
+    run = fake_run(tmp_path/'run')
+    (tmp_path/'mine').mkdir(); (tmp_path/'mine'/'notes.txt').write_text('keep')
+    before = written(tmp_path)
+    for out, gold, pattern in [(run, None, r"is the same folder as --run"), (tmp_path/'mine', None, r"holds files this command did not write \(notes\.txt\)"),
+                               (tmp_path/'mine'/'notes.txt', None, r"is a file"), (tmp_path/'p', tmp_path/'p', r"is the same folder as --gold"),
+                               (run/'export', None, r"is inside --run")]:
+        user_error(*cli('export', '--run', run, '--out', out, *(['--gold', gold] if gold else []), '--benchmark', 'xtreme'), pattern)
+    assert written(tmp_path) == before
+    assert cli('export', '--run', run, '--out', tmp_path/'p', '--benchmark', 'xtreme')[0] == 0
+    assert cli('export', '--run', run, '--out', tmp_path/'p', '--benchmark', 'xtreme')[0] == 0        # an earlier export is replaced
+
+@pytest.mark.parametrize('text, pattern', [
+    (b'model: tiny-xlmr\ntarget: [caf\xe9]\n', r"plan\.yaml: not UTF-8 text \(byte 0xe9"),
+    (b'a: &x [1, *x]\ntarget: [pawsx]\n', r"plan\.yaml"),
+])
+def test_unreadable_plans(text, pattern, tmp_path):
+    p = tmp_path/'plan.yaml'; p.write_bytes(text)
+    user_error(*cli('run', p, '--out', tmp_path/'out'), pattern)
+    assert written(tmp_path/'out') == []
+
+STRICT_DATA = {
+    'JSON label 1.7':    ("target: [xcopa]\n", 'copa_en/train-en.jsonl', line(2, lambda l: re.sub(r'"label": \d', '"label": 1.7', l)), r"copa_en/train-en\.jsonl:2: label 1\.7 is not a choice index"),
+    'answer_start text': (XQUAD, 'xquad/xquad.en.json', lambda t: re.sub(r'"answer_start": (\d+)', r'"answer_start": "\1"', t, count=1), r"answer_start '\d+' is not a non-negative integer"),
+    'CoNLL-U id abc':    ("target: [udpos]\n", 'ud/UD_English-EWT/en_ewt-ud-train.conllu', line(7, lambda l: 'abc\t' + l.split('\t', 1)[1]), r"en_ewt-ud-train\.conllu:7: token id 'abc'"),
+    'parallel row gone': (PAWSX + "langs: {pawsx: [en, de]}\n", 'pawsx/dev-de.tsv', lambda t: '\n'.join(l for i, l in enumerate(t.split('\n')) if i != 4),
+                          r"pawsx/dev-de\.tsv has 1999 rows but pawsx/dev-en\.tsv has 2000"),
+}
+
+@pytest.mark.parametrize('case', STRICT_DATA)
+def test_strict_data(case, plan, broken, tmp_path):
+    extra, rel, edit, pattern = STRICT_DATA[case]
+    user_error(*cli('run', plan(extra), '--data-dir', broken(rel, edit), '--out', tmp_path/'out'), pattern)
+    assert written(tmp_path/'out') == []
