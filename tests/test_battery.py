@@ -183,6 +183,8 @@ CASES = [
     run_case(PAWSX + "translate_train: {pawsx: de}\n", expect=r"translate_train\.pawsx: expected a list of strings", id='translate_train not a list'),
     run_case(PAWSX.replace('langs: {pawsx: [en]}', 'langs: {pawsx: []}'), expect=r"langs\.pawsx: an empty list", id='empty language list'),
     run_case(PAWSX + "lora: {r: 0}\n", expect=r"r: must be >= 1", id='LoRA rank 0'),
+    run_case(XQUAD.replace('max_length: 32', 'max_length: 16'), data={}, expect=r"max_length", id='QA max_length below the tokenizer stride',
+             pending='features (12) / settings (01, lead): refuse a span_qa max_length at or below the stride, or derive the stride from it'),
     run_case(PAWSX, '--data-dir', 'no/such/folder', expect=r"data dir no/such/folder does not exist", id='data dir missing'),
     run_case(PAWSX, '--model', './no/such/model', expect=r"encoder directory \./no/such/model does not exist", id='model folder missing'),
     Case('model config not JSON', ['run', 'plan.yaml', '--model', 'bm', '--out', 'out'], r"bm/config\.json:1: invalid JSON",
