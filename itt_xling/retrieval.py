@@ -9,6 +9,7 @@ from .core import ITTError, find_data_dir, progress
 from .tasks import get_task
 from .load import load_split, load_candidates, local_files
 from .metrics import accuracy, bucc_f1, map_at_k
+from .encoders import mean_pool
 
 # %% auto #0
 __all__ = ['RETRIEVERS', 'bare_encoder', 'default_layer', 'encode_sentences', 'knn', 'tatoeba_predict', 'tatoeba_eval',
@@ -61,9 +62,7 @@ def encode_sentences(model, # a transformers encoder (any head; its hidden state
                 batch = tokenizer.pad({'input_ids': [ids[i] for i in idx]}, return_tensors='pt').to(device)
                 if isinstance(blocks, torch.nn.ModuleList): h = base(**batch).last_hidden_state
                 else: h = base(**batch, output_hidden_states=True).hidden_states[layer]
-                m = batch['attention_mask'].unsqueeze(-1).to(h.dtype)
-                v = (h * m).sum(1) / m.sum(1).clamp(min=1)
-                out[idx] = torch.nn.functional.normalize(v.float(), dim=-1).cpu().numpy()
+                out[idx] = mean_pool(h.float(), batch['attention_mask']).cpu().numpy()
     finally:
         if isinstance(blocks, torch.nn.ModuleList): base.encoder.layer = blocks
         model.train(was_training)

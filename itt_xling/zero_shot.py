@@ -28,10 +28,11 @@ def _key(row) -> tuple:
     return f(ids), f(tt)
 
 # %% ../nbs/42_zero_shot.ipynb #40f1e582
-def _outputs(res, j:int, n:int, kind:str):
-    "Row `j`'s raw output in a batch result: (start, end) logits of its `n` tokens, per-token logits, or one vector."
-    if 'start_logits' in res: return res.start_logits[j, :n].float().cpu().numpy(), res.end_logits[j, :n].float().cpu().numpy()
-    if res.logits.ndim == 3 and kind == 'tagging': return res.logits[j, :n].float().cpu().numpy()
+def _outputs(res, j:int, n_tok, kind:str):
+    "Row `j`'s raw output in a batch result: (start, end) logits of its tokens (`n_tok[j]`), per-token logits, or one vector."
+    if 'start_logits' in res:
+        n = int(n_tok[j]); return res.start_logits[j, :n].float().cpu().numpy(), res.end_logits[j, :n].float().cpu().numpy()
+    if res.logits.ndim == 3 and kind == 'tagging': return res.logits[j, :int(n_tok[j])].float().cpu().numpy()
     return res.logits[j].float().cpu().numpy()
 
 def raw_outputs(model, feats, collate, rows:list, batch_size:int, kind:str) -> dict:
@@ -45,7 +46,7 @@ def raw_outputs(model, feats, collate, rows:list, batch_size:int, kind:str) -> d
                 idx = rows[s:s + batch_size]
                 batch = {k: v.to(device) for k, v in collate([feats[i] for i in idx]).items() if k not in ('labels', 'start_positions', 'end_positions')}
                 res, n_tok = model(**batch), batch['attention_mask'].sum(-1)
-                for j, i in enumerate(idx): out[i] = _outputs(res, j, int(n_tok[j]), kind)
+                for j, i in enumerate(idx): out[i] = _outputs(res, j, n_tok, kind)
     finally: model.train(was_training)
     return out
 
