@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import ITTError, write_json, write_text, did_you_mean
+from .core import ITTError, write_json, write_text, did_you_mean, at_least
 from .bible import BIBLE_LANGS, ENGLISH, bible_db, read_bible, verse_id, verse_ref
 from .tasks import get_task
 from .load import file_patterns
@@ -219,9 +219,9 @@ def cli_demo(argv:list[str]) -> int:
     p.add_argument('--out', default='runs/demo', help='output folder (default: runs/demo)')
     p.add_argument('--model', default='me5-small', help="encoder: 'me5-small' (default), 'tiny-xlmr' (tests) or a model folder")
     p.add_argument('--langs', default=None, help=f"comma-separated languages (default: all {len(DEMO_LANGS)})")
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=at_least(0), default=0)
     for k in ('train_pairs', 'dev_pairs', 'eval_verses'):
-        p.add_argument('--' + k.replace('_', '-'), type=int, default=DEMO_SIZES[k], help=f'default {DEMO_SIZES[k]}')
+        p.add_argument('--' + k.replace('_', '-'), type=at_least(1), default=DEMO_SIZES[k], help=f'default {DEMO_SIZES[k]}')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
     a = p.parse_args(argv)
     langs = DEMO_LANGS if a.langs is None else [l.strip() for l in a.langs.split(',') if l.strip()]

@@ -180,3 +180,10 @@ def test_unknown_language_fails_before_any_work(tmp_path):
     with pytest.raises(ITTError, match="unknown demo language 'xx'.*Languages: fr it es"):
         cli_demo(['--out', str(tmp_path/'x'), '--langs', 'fr,xx', '--quiet'])
     assert not (tmp_path/'x').exists()
+
+
+@pytest.mark.parametrize('argv,msg', [(['--train-pairs', '-5'], '--train-pairs: must be a number >= 1'),
+                                      (['--eval-verses', '0'], '--eval-verses: must be a number >= 1'), (['--seed', '-1'], '--seed: must be a number >= 0')])
+def test_sizes_are_checked_by_the_command_line(tmp_path, capsys, argv, msg):
+    with pytest.raises(SystemExit): cli_demo(['--out', str(tmp_path/'x'), *argv])
+    assert msg in capsys.readouterr().err and not (tmp_path/'x').exists()
