@@ -200,6 +200,6 @@ def test_save_load_round_trip(data_dir, tok, stage1, tmp_path):
     with torch.no_grad(): assert torch.equal(s2(**x).logits, back(**x).logits)
     # a plain model too, and a folder that is not a saved model
     plain = build_model('tiny-xlmr', 'udpos')
-    back = load_model(save_model(plain, tmp_path/'plain'))
+    back = load_model(save_model(plain, tmp_path/'plain', tok))      # a model folder holds its tokenizer
     assert all(torch.equal(v, back.state_dict()[k]) for k, v in plain.state_dict().items())
     with pytest.raises(ITTError, match='itt_model.json'): load_model(tmp_path)
