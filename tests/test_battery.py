@@ -3,13 +3,14 @@
 For every case: exit status 2, exactly one line on stderr (`itt-xling CMD: error: ...`), no traceback, nothing
 left in `--out`, nothing written anywhere else, and no user file touched: each case runs in its own sandbox
 (plans, user files, a run folder, a copy of the data folder made of symbolic links with the broken file
-replaced) whose whole tree is compared before and after. The cases run as subprocesses, several at a time.
+replaced) whose whole tree is compared before and after. Each case is its own process: the cases that need a mount
+and a sample of the others run the installed console script; the rest are forked, several at a time, from one
+process that imported the package once (tests/battery_server.py), which runs the same `main` the script runs.
 
 A case marked `pending` needs a change in a module this battery does not own (named in the mark); while the
 change is missing it is an expected failure, and once the contract holds it simply passes.
 """
 import hashlib, json, os, re, shutil, stat, subprocess, sys, tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 import pytest
@@ -124,6 +125,7 @@ def preds_edit(text:str):
     return lambda w: (w/'run'/'none.pawsx-s1-cd925d31'/'predictions'/'pawsx.de.validation.jsonl').write_text(text)
 
 P61, P42 = 'plans (61, lead)', 'zero_shot (42)'
+VIA_COMMAND = {'unknown command', 'missing required options'}   # run through the installed console script as well as the mount cases
 EN_DEV = 'pawsx/dev-en.tsv'
 CASES = [
     # the command line
@@ -278,22 +280,38 @@ def _mount_ok() -> bool:
 
 MOUNT = {'ro': 'ro,size=64k', 'full': 'size=4k'}
 
-def execute(case:Case, root:Path, model:Path|None) -> dict:
-    "Set up `case` in `root/work`, run it, and return what happened (with snapshots of `root` before and after)."
+def prepare(case:Case, root:Path, model:Path|None) -> dict:
+    "Set up `case` in `root/work`: its folder, its command line, and a snapshot of `root` before it runs."
     w = root/'work'; w.mkdir(parents=True)
     base_sandbox(w)
     for name, text in case.files.items(): (w/name).write_text(text)
     if case.data is not None: data_copy(w, dict(case.data))
     if case.setup: case.setup(w)
     argv = [a.replace('{W}', str(w)).replace('{M}', str(model)) for a in case.argv]
-    cmd = [str(EXE), *argv]
+    return dict(w=w, argv=argv, before=snapshot(root))
+
+def via_command(case:Case, job:dict) -> dict:
+    "Run a prepared case through the installed console script (a mount case inside its own mount namespace)."
+    cmd = [str(EXE), *job['argv']]
     if case.mount:
-        (w/'mnt').mkdir()
+        (job['w']/'mnt').mkdir()
         cmd = ['unshare', '-m', 'sh', '-c', f'mount -t tmpfs -o {MOUNT[case.mount]} tmpfs mnt && exec "$@"', 'sh', *cmd]
-    before = snapshot(root)
-    try: r = subprocess.run(cmd, cwd=w, env=ENV, capture_output=True, text=True, timeout=900)
-    except subprocess.TimeoutExpired as e: return dict(rc='timeout', stderr=str(e), stdout='', before=before, after=snapshot(root))
-    return dict(rc=r.returncode, stderr=r.stderr, stdout=r.stdout, before=before, after=snapshot(root))
+        job['before'] = snapshot(job['w'].parent)
+    try: r = subprocess.run(cmd, cwd=job['w'], env=ENV, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired as e: return dict(rc='timeout', stderr=str(e), stdout='')
+    return dict(rc=r.returncode, stderr=r.stderr, stdout=r.stdout)
+
+def via_server(jobs:dict, tmp:Path) -> dict:
+    "Run prepared cases as forked children of one process that imported the package once (tests/battery_server.py)."
+    if not jobs: return {}
+    spec = [dict(cwd=str(j['w']), argv=j['argv'], out=str(tmp/f'{i}.out'), err=str(tmp/f'{i}.err'), timeout=900)
+            for i, j in enumerate(jobs.values())]
+    r = subprocess.run([sys.executable, str(Path(__file__).parent/'battery_server.py'), str(JOBS)], input=json.dumps(spec),
+                       env=ENV, capture_output=True, text=True, timeout=3600)
+    assert r.returncode == 0, f'battery server failed: {r.stderr[-3000:]}'
+    rcs = json.loads(r.stdout)
+    return {k: dict(rc=rc, stdout=Path(s['out']).read_text(), stderr=Path(s['err']).read_text())
+            for k, rc, s in zip(jobs, rcs, spec)}
 
 def _available(case:Case, mount_ok:bool) -> str:
     "Why `case` cannot run here ('' when it can)."
@@ -314,14 +332,18 @@ def fine_tuned(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def results(tmp_path_factory, request):
-    "Every case run once, several at a time: id -> outcome."
+    "Every selected case run once: id -> outcome. Most run as forked children of one server; the cases that need a mount and a sample of the others run through the installed command."
     mount_ok, tmp = _mount_ok(), tmp_path_factory.mktemp('battery')
-    chosen = {i.callspec.params['case'].id for i in request.session.items if getattr(i, 'originalname', '') == 'test_bad_input'}
+    chosen = {i.callspec.params['case'].id for i in request.session.items
+              if getattr(i, 'originalname', '') == 'test_bad_input' and hasattr(i, 'callspec') and Path(str(i.fspath)) == Path(__file__)}
     todo = {c.id: c for c in CASES if c.id in chosen and not _available(c, mount_ok)}        # only the cases selected (-k)
     model = request.getfixturevalue('fine_tuned') if any(c.model for c in todo.values()) else None
-    with ThreadPoolExecutor(JOBS) as ex:
-        futs = {k: ex.submit(execute, c, tmp/f'case{i:03d}', model) for i, (k, c) in enumerate(todo.items())}
-        out = {k: f.result() for k, f in futs.items()}
+    jobs = {k: prepare(c, tmp/f'case{i:03d}', model) for i, (k, c) in enumerate(todo.items())}
+    direct = {k for k, c in todo.items() if c.mount or k in VIA_COMMAND}
+    out = {k: via_command(todo[k], jobs[k]) for k in direct}
+    (tmp/'server').mkdir()
+    out |= via_server({k: j for k, j in jobs.items() if k not in direct}, tmp/'server')
+    for k, j in jobs.items(): out[k] |= dict(before=j['before'], after=snapshot(j['w'].parent))
     out['_skipped'] = {c.id: _available(c, mount_ok) for c in CASES if _available(c, mount_ok)}
     return out
 
