@@ -11,7 +11,7 @@ import yaml
 # %% auto #0
 __all__ = ['DATA_ENV', 'DATA_DIR_HELP', 'RUN_ENTRIES', 'ITTError', 'did_you_mean', 'find_data_dir', 'cache_dir', 'atomic_write',
            'write_text', 'write_json', 'atomic_dir', 'clean_partial', 'file_error', 'read_text', 'load_yaml',
-           'partial_name', 'check_out', 'inside', 'run_entry', 'at_least', 'flat', 'progress', 'hub_offline',
+           'partial_name', 'check_out', 'inside', 'run_entry', 'at_least', 'flat', 'progress', 'warn', 'hub_offline',
            'hub_error']
 
 # %% ../nbs/00_core.ipynb #10827d7d
@@ -310,6 +310,10 @@ def progress(items, desc:str, total:int|None=None, unit:str='it', disable:bool=F
     "A tqdm progress bar (elapsed<remaining) over `items`; `TQDM_DISABLE=1` in the environment turns bars off."
     from tqdm.auto import tqdm
     return tqdm(items, desc=desc, total=total, unit=unit, leave=False, dynamic_ncols=True, **({'disable': True} if disable else {}))
+
+def warn(msg:str):
+    "`msg` on stderr as one line (`itt-xling: warning: ...`): something a run went on without, which the user must see."
+    print(f"itt-xling: warning: {' '.join(str(msg).split())}", file=sys.stderr, flush=True)
 
 # %% ../nbs/00_core.ipynb #65d2be45
 def hub_offline() -> bool:

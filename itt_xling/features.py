@@ -15,9 +15,9 @@ from .tasks import get_task
 
 # %% auto #0
 __all__ = ['MAX_LENGTH', 'DOC_STRIDE', 'MODEL_INPUTS', 'COPA_QUESTIONS', 'FEATURES_VERSION', 'FEATURIZERS', 'COLUMNS',
-           'tokenizer_fingerprint', 'classification_features', 'tagging_features', 'span_qa_features', 'choice_pairs',
-           'multiple_choice_features', 'featurize', 'ModelInputs', 'data_collator', 'length_sampler',
-           'postprocess_tagging', 'postprocess_span_qa', 'postprocess']
+           'tokenizer_fingerprint', 'classification_features', 'tagging_features', 'qa_window_error',
+           'span_qa_features', 'choice_pairs', 'multiple_choice_features', 'featurize', 'ModelInputs', 'data_collator',
+           'length_sampler', 'postprocess_tagging', 'postprocess_span_qa', 'postprocess']
 
 # %% ../nbs/12_features.ipynb #e93b21cc
 MAX_LENGTH = dict(classification=256, tagging=256, span_qa=384, multiple_choice=256)
@@ -69,6 +69,12 @@ def _answer_tokens(offsets, seq_ids, ctx, start_char, end_char):
     start = max(k for k in toks if offsets[k][0] <= start_char)
     end = min(k for k in toks if offsets[k][1] >= end_char)
     return start, end
+
+def qa_window_error(max_length:int, stride:int=DOC_STRIDE) -> str:
+    "Why windows of `max_length` tokens overlapping by `stride` cannot hold a question and its context ('' when they can)."
+    if max_length >= 2 * stride: return ''
+    return (f"max_length {max_length} is too short for question answering: its windows overlap by {stride} tokens (the doc stride), "
+            f"so max_length must be at least {2 * stride} to leave room for the question (the paper uses {MAX_LENGTH['span_qa']})")
 
 def span_qa_features(batch, idx, task, tokenizer, max_length, stride=DOC_STRIDE):
     "Tokenize (question, context) into overlapping windows with offsets and start/end targets."
@@ -145,6 +151,7 @@ def featurize(task, # a `TaskSpec` or task name
     missing = [c for c in COLUMNS[task.kind] if c not in ds.column_names]
     if missing: raise ITTError(f"{task.name}: the dataset lacks column(s) {missing} (has {ds.column_names}); load it with load_split")
     max_length = max_length or MAX_LENGTH[task.kind]
+    if task.kind == 'span_qa' and (why := qa_window_error(max_length, doc_stride)): raise ITTError(f"{task.name}: {why}")
     fp = Hasher.hash([FEATURES_VERSION, task.kind, tuple(task.labels), bool(getattr(task, 'pair', False)),
                       ds._fingerprint, tokenizer_fingerprint(tokenizer), max_length, doc_stride])
     kw = dict(task=task, tokenizer=tokenizer, max_length=max_length, stride=doc_stride)

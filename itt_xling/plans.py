@@ -9,7 +9,8 @@ from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import yaml
 import itt_xling
-from .core import ITTError, did_you_mean, find_data_dir, DATA_DIR_HELP
+from .core import ITTError, did_you_mean, find_data_dir, DATA_DIR_HELP, load_yaml, check_out, run_entry
+from .features import qa_window_error
 from .tasks import get_task, task_langs, BENCHMARKS
 from .load import load_split
 from .settings import (Settings, setting, SAFE_NAME, Sampling, MLMSpec, LoraSpec, Scope, Recipe, Output, Stage,
@@ -20,13 +21,13 @@ from .recipe import load_stage_data, dev_or_none, held_out
 from .trainer import is_main, barrier
 from .stages import run_stage, stage_tokenizer
 from .rundir import merge_results, clean_partial_results
-from .zero_shot import eval_split
+from .zero_shot import eval_split, eval_langs
 
 # %% auto #0
-__all__ = ['PRESETS_DIR', 'TARGET_EPOCHS', 'BASELINE', 'TRAIN_EXAMPLES', 'EVAL_EXAMPLES', 'TOKENS', 'PARAMS', 'GPU_FLOPS', 'MFU',
-           'PADDING', 'STAGE_OVERHEAD_S', 'Intermediate', 'Plan', 'Where', 'plan_from_dict', 'check_targets',
-           'check_intermediates', 'check_langs', 'check_plan', 'presets', 'load_plan', 'paper_settings',
-           'stage_settings', 'chain_of', 'expand', 'stages_of', 'model_params', 'stage_cost', 'estimate_cost',
+__all__ = ['TARGET_EPOCHS', 'PRESETS_DIR', 'BASELINE', 'TRAIN_EXAMPLES', 'EVAL_EXAMPLES', 'TOKENS', 'PARAMS', 'GPU_FLOPS', 'MFU',
+           'PADDING', 'STAGE_OVERHEAD_S', 'Intermediate', 'Plan', 'paper_settings', 'stage_settings', 'Where',
+           'plan_from_dict', 'check_targets', 'check_intermediates', 'check_langs', 'check_windows', 'check_plan',
+           'presets', 'load_plan', 'chain_of', 'expand', 'stages_of', 'model_params', 'stage_cost', 'estimate_cost',
            'describe', 'with_options', 'run_stages', 'preflight', 'run_plan', 'summary', 'plan_parser', 'cli_run']
 
 # %% ../nbs/61_plans.ipynb #9c7609af
@@ -65,6 +66,24 @@ class Plan(Settings):
         super().__post_init__()
         object.__setattr__(self, 'train', check_task_settings(self.train, 'train'))
         object.__setattr__(self, 'overrides', {k: check_task_settings(v, f'overrides.{k}') for k, v in self.overrides.items()})
+
+# %% ../nbs/61_plans.ipynb #e57b84af
+TARGET_EPOCHS = {'xnli': 2, 'pawsx': 5, 'udpos': 10, 'panx': 10, 'xquad': 2, 'mlqa': 2, 'tydiqa': 2, 'xcopa': 10}
+
+def paper_settings(task:str, target:str|None=None) -> dict:
+    "The paper's stage settings for training on `task` (for target stage `target`, if any)."
+    kind = get_task(task).kind
+    return dict(lr=1e-5, warmup_ratio=0.1, weight_decay=0.0, batch_size=16 if kind == 'span_qa' else 32,
+                max_length={'span_qa': 384, 'retrieval': 512}.get(kind, 256),
+                epochs=TARGET_EPOCHS.get(target, 2) if target else 2, select_best=True)
+
+# %% ../nbs/61_plans.ipynb #2fdbf30e
+def stage_settings(plan:Plan, task:str, target:str|None=None, name:str|None=None) -> dict:
+    "The settings of a stage training `task`: the paper's, then the plan's `train`, then its `overrides` for the task, the setting and the target."
+    s = {**paper_settings(task, target), **asdict(plan.scope), **plan.train}
+    for k in (task, name, target):
+        if k: s.update(plan.overrides.get(k, {}))
+    return s
 
 # %% ../nbs/61_plans.ipynb #d94543dd
 def _node_lines(node, path=(), out=None) -> dict:
@@ -149,10 +168,24 @@ def check_langs(plan:Plan, where):
     for t in plan.overrides:
         if t not in [e.name for e in plan.intermediate]: _task(t, where, 'overrides', t)
 
+def _length_key(plan:Plan, *keys) -> tuple:
+    "Where a stage's `max_length` was set: the last of `overrides.KEY` for `keys`, else `train`."
+    k = [k for k in keys if k and 'max_length' in plan.overrides.get(k, {})]
+    return ('overrides', k[-1], 'max_length') if k else ('train', 'max_length')
+
+def check_windows(plan:Plan, where):
+    "Every stage that trains or evaluates question answering has a `max_length` its windows fit in (`features.qa_window_error`)."
+    qa = lambda ts: any(get_task(t).kind == 'span_qa' for t in ts)
+    trains = [(e.tasks[0], e.name, None) for e in plan.intermediate if e.tasks and qa(e.tasks)]
+    trains += [(t if t in plan.recipe.train_on_dev else get_task(t).train_source, None, t) for t in plan.target if qa([t])]
+    for task, name, target in trains:
+        if why := qa_window_error(stage_settings(plan, task, target, name)['max_length']):
+            raise ITTError(f"{where(*_length_key(plan, task, name, target))}: {why}")
+
 def check_plan(plan:Plan, where=None) -> Plan:
-    "Check a plan's tasks, languages and names against the registry (`ITTError` naming the key)."
+    "Check a plan's tasks, languages and names against the registry, and its QA windows (`ITTError` naming the key)."
     where = where or Where(f'plan {plan.name!r}')
-    check_targets(plan, where); check_intermediates(plan, where); check_langs(plan, where)
+    check_targets(plan, where); check_intermediates(plan, where); check_langs(plan, where); check_windows(plan, where)
     return plan
 
 # %% ../nbs/61_plans.ipynb #e4f61acf
@@ -168,35 +201,15 @@ def load_plan(src) -> Plan:
     if isinstance(src, dict): return plan_from_dict(src)
     s = str(src)
     if '\n' in s: text, name = s, '<yaml>'
-    elif Path(s).is_file(): text, name = Path(s).read_text(), s
-    elif s in presets(): text, name = presets()[s].read_text(), f'preset {s}'
+    elif Path(s).is_file(): text, name = Path(s).read_text(encoding='utf-8-sig'), s
+    elif s in presets(): text, name = presets()[s].read_text(encoding='utf-8'), f'preset {s}'
     elif s.endswith(('.yaml', '.yml')) or os.sep in s: raise ITTError(f"plan file {s} does not exist")
     else: raise ITTError(f"unknown preset {s!r}.{did_you_mean(s, presets())} Presets: {', '.join(presets())}; or give a YAML file")
-    try: data, node = yaml.safe_load(text), yaml.compose(text)
-    except yaml.YAMLError as e:
-        m = getattr(e, 'problem_mark', None)
-        raise ITTError(f"{name}:{m.line + 1 if m else '?'}: malformed YAML: {getattr(e, 'problem', None) or e}") from None
+    data, node = load_yaml(text, name)                   # duplicate keys and recursive aliases are errors too
     plan = plan_from_dict(data if data is not None else {}, name, _node_lines(node))
     return plan
 
-# %% ../nbs/61_plans.ipynb #e57b84af
-TARGET_EPOCHS = {'xnli': 2, 'pawsx': 5, 'udpos': 10, 'panx': 10, 'xquad': 2, 'mlqa': 2, 'tydiqa': 2, 'xcopa': 10}
-
-def paper_settings(task:str, target:str|None=None) -> dict:
-    "The paper's stage settings for training on `task` (for target stage `target`, if any)."
-    kind = get_task(task).kind
-    return dict(lr=1e-5, warmup_ratio=0.1, weight_decay=0.0, batch_size=16 if kind == 'span_qa' else 32,
-                max_length={'span_qa': 384, 'retrieval': 512}.get(kind, 256),
-                epochs=TARGET_EPOCHS.get(target, 2) if target else 2, select_best=True)
-
 # %% ../nbs/61_plans.ipynb #d8fb3de9
-def stage_settings(plan:Plan, task:str, target:str|None=None, name:str|None=None) -> dict:
-    "The settings of a stage training `task`: the paper's, then the plan's `train`, then its `overrides` for the task, the setting and the target."
-    s = {**paper_settings(task, target), **asdict(plan.scope), **plan.train}
-    for k in (task, name, target):
-        if k: s.update(plan.overrides.get(k, {}))
-    return s
-
 def chain_of(plan:Plan, seed:int, e:Intermediate) -> list[Stage]:
     "One chain: the intermediate stage (training `e.tasks`, evaluating retrieval targets), then one stage per other target."
     targets = [t for t in plan.target if e.targets is None or t in e.targets]
@@ -335,7 +348,7 @@ def run_stages(stages, out, resume:bool=False, force:bool=False, log=print) -> l
 
 # %% ../nbs/61_plans.ipynb #d470ff29
 def preflight(stages, data_dir=None):
-    "Load the tokenizer, the training and dev data and the explicitly asked evaluation languages of every stage still to run (each once), so that a bad file, a missing language or an unreachable hub stops the run before anything is written."
+    "Load the tokenizer, the training and dev data and every evaluation language of every stage still to run (each once), so that a bad file, a missing language or an unreachable hub stops the run before anything is written."
     import datasets
     for enc in dict.fromkeys(s.model for s in stages): stage_tokenizer(resolve_encoder(enc))
     seen, bars = set(), datasets.is_progress_bar_enabled()
@@ -350,7 +363,8 @@ def preflight(stages, data_dir=None):
                 if st.optim.select_best or st.target is None: dev_or_none(st, t, d)   # as the stage reads it
             for t in st.evals:
                 split = eval_split(t, st.scope.split)
-                for lang in rec.langs.get(t) or ():           # languages a plan names must exist (others are skipped when missing)
+                if rec.skip_bad_langs and not rec.langs.get(t): continue   # bad files are skipped, with a warning, as they are met
+                for lang in eval_langs(t, rec.langs.get(t), split, d, rec.benchmark):   # every language that will be evaluated
                     key = ('eval', t, split, lang, d, rec.heldout_tasks, rec.dev_fraction)
                     if key in seen or (get_task(t).kind == 'retrieval' and t != 'tatoeba'): continue
                     seen.add(key); held_out(st, t)(load_split(t, split, lang, d))
@@ -399,6 +413,7 @@ def cli_run(argv:list[str]) -> int:
     plan = with_options(a.plan, a.model, a.seeds, a.data_dir)
     if a.dry_run: print(describe(plan)); return 0
     out, t0 = Path(a.out or Path('runs')/plan.name), time.time()
+    check_out(out, run_entry)                            # a file, or a folder of other things, is refused before anything is read
     res = run_plan(plan, out, resume=a.resume, force=a.force)
     if not is_main(): return 0                           # one summary for a distributed run
     print(summary(res, plan.recipe.benchmark))

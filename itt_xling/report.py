@@ -14,7 +14,7 @@ from . import figures as F
 
 # %% auto #0
 __all__ = ['MODEL_NAMES', 'STAND_INS', 'DTYPE_UNRECORDED', 'GATE_TEXT', 'ADJUST_NAMES', 'describe_model', 'md_table', 'to_html',
-           'stage_caps', 'caps_table', 'build_report', 'cli_report']
+           'stage_caps', 'skipped_langs', 'caps_table', 'build_report', 'cli_report']
 
 # %% ../nbs/53_report.ipynb #486c55ec
 MODEL_NAMES = {
@@ -88,6 +88,17 @@ def stage_caps(run_dirs) -> pd.DataFrame:
                              max_eval_examples=c.get('max_eval_examples'), split=c.get('split'), dtype=tr.get('dtype') or DTYPE_UNRECORDED))
     return pd.DataFrame(rows)
 
+def skipped_langs(run_dirs) -> pd.DataFrame:
+    "Languages stages did not evaluate, from each `metrics.json`'s `skipped` (`{'task.lang': why}`): task, lang, why, stages."
+    rows = []
+    for d in map(Path, run_dirs):
+        for f in sorted(d.glob('*/metrics.json')):
+            sk = _read_json(f).get('skipped')
+            for k, why in (sk.items() if isinstance(sk, dict) else ()):
+                if '.' in k: rows.append(dict(task=k.split('.', 1)[0], lang=k.split('.', 1)[1], why=str(why), stage=f.parent.name))
+    df = pd.DataFrame(rows, columns=['task', 'lang', 'why', 'stage'])
+    return df.groupby(['task', 'lang', 'why']).agg(stages=('stage', 'count')).reset_index()
+
 # %% ../nbs/53_report.ipynb #4c1a0b03
 def _span(v) -> str:
     "'a' or 'a–b' for the distinct values of `v` (– when none is known)."
@@ -131,6 +142,13 @@ def _header(df, run_dirs) -> list[str]:
                 f"intermediate tasks: {', '.join(sorted(df['intermediate'].unique()))}; seeds: {', '.join(map(str, sorted(df['seed'].unique())))}; "
                 f"languages: {len(langs)}; split(s): {', '.join(sorted(df['split'].unique()))}.", '']
 
+def _skipped_lines(sk:pd.DataFrame) -> list[str]:
+    "Languages skipped for a bad file (a warning, with the reason), then those without local files (one line per task)."
+    absent = sk['why'].str.startswith('no local')
+    L = [f"> **Not evaluated: {r.task} {r.lang}** ({r.stages} stage{'s' * (r.stages > 1)}): {r.why}. The means over languages leave it out." for r in sk[~absent].itertuples()]
+    L += [f"Not evaluated, no local files: {t}: {' '.join(sorted(g['lang']))}." for t, g in sk[absent].groupby('task')]
+    return L + [''] if L else []
+
 def _caps_section(run_dirs, df) -> tuple[list[str], pd.DataFrame]:
     "Every cap of every stage, the items evaluated per language, and what one seed means for the intervals."
     caps = stage_caps(run_dirs); seeds = sorted(df['seed'].unique())
@@ -140,6 +158,7 @@ def _caps_section(run_dirs, df) -> tuple[list[str], pd.DataFrame]:
          "(`trained on` and `steps` from its `metrics.json`; `max eval/lang` caps the items evaluated per language):", '',
          md_table(caps_table(caps)) if len(caps) else '(no stage folder with a config.yaml)', '',
          'Items evaluated per language:', '', md_table(items[['target', 'split', 'items per language']]), '']
+    L += _skipped_lines(skipped_langs(run_dirs))
     if len(seeds) == 1:
         L += ['> **One seed.** Every interval below reflects only which test items were drawn: it ignores training variance '
               '(how much a result moves from seed to seed), often the largest source of variance in intermediate-task results.', '']

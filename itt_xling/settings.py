@@ -180,6 +180,7 @@ class Recipe(Settings):
     heldout_tasks: tuple[str, ...] = setting((), 'tasks whose evaluation keeps only the items never trained on')
     translate_train: dict[str, tuple[str, ...]] = setting(None, 'task -> languages of translated training data (ablation)', factory=dict)
     data_version: str|None = setting(None, 'identifies the data a stage reads (e.g. a hash of its files): a folder run on other data is refused')
+    skip_bad_langs: bool = setting(False, 'a language whose evaluation file is bad is skipped with a warning (default: the run stops)', guard=False)
 
 @dataclass(frozen=True)
 class Output(Settings):

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, json, shutil, subprocess, time
 from pathlib import Path
-from .core import ITTError, write_json
+from .core import ITTError, write_json, check_out, run_entry
 from .rundir import merge_results
 from .trainer import last_checkpoint, launch
 from .stages import check_stage, read_hash
@@ -221,6 +221,7 @@ def cli_sweep(argv:list[str]) -> int:
     plan = with_options(a.plan, a.model, a.seeds, a.data_dir)
     if a.dry_run: print(describe(plan)); return 0
     out = Path(a.out or Path('runs')/plan.name)
+    check_out(out, run_entry)                            # a file, or a folder of other things, is refused before anything is submitted
     if a.status: print(format_states(stage_states(plan, out))); return 0
     bad = [s for s in a.slurm_arg if '=' not in s]
     if bad: raise ITTError(f"--slurm-arg takes KEY=VALUE, got {bad[0]!r}")

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, json
 from pathlib import Path
-from .core import ITTError, DATA_DIR_HELP, find_data_dir, progress
+from .core import ITTError, DATA_DIR_HELP, find_data_dir, progress, at_least, check_out, run_entry, warn
 from .rundir import write_predictions, write_metrics, merge_results, locked
 from .tasks import get_task, task_langs
 from .load import load_split, local_files
@@ -119,7 +119,7 @@ def _predict_langs(model, tokenizer, t, langs, split, data_dir, select, batch_si
             if select is not None: ds = select(ds)
         except ITTError as e:
             if strict: raise
-            skipped[f'{t.name}.{lang}'] = str(e); continue
+            skipped[f'{t.name}.{lang}'] = str(e); warn(f"{t.name} {lang} not evaluated: {e}"); continue
         if limit: ds = ds.select(range(min(limit, len(ds))))
         m = score_examples(model, tokenizer, t, ds, batch_size, max_length, lang, preds=preds.setdefault(lang, []))
         rows += [dict(task=t.name, lang=lang, split=split, metric=k, value=float(v), n=len(ds)) for k, v in m.items()]
@@ -137,12 +137,11 @@ def evaluate(model, # a fine-tuned model with the task's head (retrieval: any mo
              batch_size:int=32, # rows per forward pass
              max_length:int|None=None, # longest row in tokens (default: the kind's)
              limit:int|None=None, # first N examples per language; the retrieval functions' cap
-             strict:bool|None=None, # raise on a language that cannot be loaded (default: langs given, or no data_dir)
+             strict:bool=True, # raise on a language whose data cannot be loaded; False: skip it with a warning
             ) -> tuple[list[dict], dict, dict]:
     "`(rows, preds, skipped)`: rows `{task, lang, split, metric, value, n}`, `{lang: [{id, pred, gold}]}`, `{'task.lang': why}`."
     t = get_task(task); split = eval_split(t, split)
     todo = eval_langs(t, langs, split, data_dir, benchmark)
-    strict = bool(langs) or data_dir is None if strict is None else strict
     skipped = {} if langs else {f'{t.name}.{l}': f'no local {split} files' for l in task_langs(t, benchmark) if l not in todo}
     if not todo: raise ITTError(f"no {t.name} {split} files in {data_dir}: pass the languages (--langs) or a data folder that has them")
     if t.kind == 'retrieval':
@@ -219,11 +218,14 @@ def cli_eval(argv:list[str]) -> int:
     p.add_argument('--split', default='validation', help="'validation' (default) or 'test'")
     p.add_argument('--data-dir', help=DATA_DIR_HELP)
     p.add_argument('--out', help='write OUT/eval-<model folder name>/ (metrics.json, predictions/) and rebuild OUT/results.csv')
-    p.add_argument('--limit', type=int, help='first N examples per language only')
-    p.add_argument('--batch-size', type=int, default=32)
+    p.add_argument('--limit', type=at_least(1), help='first N examples per language only')
+    p.add_argument('--batch-size', type=at_least(1), default=32, help='rows per forward pass')
+    p.add_argument('--skip-bad-langs', action='store_true', help='skip a language whose file is bad (a warning) instead of stopping')
     a = p.parse_args(argv)
+    if a.out: check_out(a.out, run_entry)                 # a file, or a folder of other things, is refused before loading anything
     model, tok = load_for_eval(a.model, a.task)
-    rows, preds, skipped = evaluate(model, tok, a.task, a.langs, a.split, find_data_dir(a.data_dir), batch_size=a.batch_size, limit=a.limit)
+    rows, preds, skipped = evaluate(model, tok, a.task, a.langs, a.split, find_data_dir(a.data_dir), batch_size=a.batch_size,
+                                    limit=a.limit, strict=not a.skip_bad_langs)
     w = max(len(r['metric']) for r in rows)
     for r in rows: print(f"{r['task']}  {r['lang']:<3} {r['split']:<10} {r['metric']:<{w}} {r['value']:7.2f}  n={r['n']}")
     for why in dict.fromkeys(skipped.values()):

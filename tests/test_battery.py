@@ -25,7 +25,7 @@ ENV = {k: v for k, v in os.environ.items() if k not in ('ITT_XLING_DATA', 'ITT_X
 BASE = ("model: tiny-xlmr\nseeds: [1]\nmax_train_examples: 16\nmax_eval_examples: 8\nsplit: validation\n"
         "train: {epochs: 1, batch_size: 8, max_length: 32}\n")
 PAWSX = BASE + "target: [pawsx]\ntrain_on_dev: [pawsx]\nlangs: {pawsx: [en]}\n"
-XQUAD = BASE + "target: [xquad]\ntrain_on_dev: [xquad]\nlangs: {xquad: [en]}\n"
+XQUAD = BASE.replace('max_length: 32', 'max_length: 256') + "target: [xquad]\ntrain_on_dev: [xquad]\nlangs: {xquad: [en]}\n"
 XCOPA = BASE + "target: [xcopa]\nlangs: {xcopa: [et]}\n"
 UDPOS = BASE + "target: [udpos]\nlangs: {udpos: [en]}\n"
 RTE = BASE + "baseline: false\nintermediate: [rte]\ntarget: [pawsx]\ntrain_on_dev: [pawsx]\nlangs: {pawsx: [en]}\n"
@@ -124,7 +124,6 @@ def export_case(id, *extra, expect='', setup=None, pending='', mount=''):
 def preds_edit(text:str):
     return lambda w: (w/'run'/'none.pawsx-s1-cd925d31'/'predictions'/'pawsx.de.validation.jsonl').write_text(text)
 
-P61, P42 = 'plans (61, lead)', 'zero_shot (42)'
 VIA_COMMAND = {'unknown command', 'missing required options'}   # run through the installed console script as well as the mount cases
 EN_DEV = 'pawsx/dev-en.tsv'
 CASES = [
@@ -143,14 +142,12 @@ CASES = [
     Case('negative seed option', ['run', 'plan.yaml', '--seeds', '-1', '--out', 'out'], r"seeds", {'plan.yaml': PAWSX}),
     Case('seed not a number', ['run', 'plan.yaml', '--seeds', 'x', '--out', 'out'], r"argument --seeds: invalid int value", {'plan.yaml': PAWSX}),
     Case('eval without --model', ['eval', '--task', 'pawsx'], r"required: --model"),
-    Case('eval --batch-size 0', ['eval', '--model', '{M}', '--task', 'pawsx', '--batch-size', '0', '--langs', 'en', '--data-dir', 'data'], r"--batch-size", model=True, data={},
-         pending=f"{P42}: type=at_least(1) for --batch-size"),
-    Case('eval --limit -3', ['eval', '--model', '{M}', '--task', 'pawsx', '--limit', '-3', '--langs', 'en', '--data-dir', 'data'], r"--limit", model=True, data={},
-         pending=f"{P42}: type=at_least(1) for --limit"),
-    Case('eval --batch-size not a number', ['eval', '--model', 'x', '--task', 'pawsx', '--batch-size', 'x'], r"argument --batch-size: invalid"),
+    Case('eval --batch-size 0', ['eval', '--model', '{M}', '--task', 'pawsx', '--batch-size', '0', '--langs', 'en', '--data-dir', 'data'], r"--batch-size", model=True, data={}),
+    Case('eval --limit -3', ['eval', '--model', '{M}', '--task', 'pawsx', '--limit', '-3', '--langs', 'en', '--data-dir', 'data'], r"--limit", model=True, data={}),
+    Case('eval --batch-size not a number', ['eval', '--model', 'x', '--task', 'pawsx', '--batch-size', 'x'], r"argument --batch-size: expected an integer, got 'x'"),
     Case('eval unknown task', ['eval', '--model', '{M}', '--task', 'xnlii'], r"unknown task 'xnlii'", model=True),
     Case('eval --out holding user files', ['eval', '--model', '{M}', '--task', 'pawsx', '--langs', 'en', '--limit', '4', '--out', 'userdir', '--data-dir', 'data'],
-         r"userdir holds files", model=True, data={}, pending=f"{P42}: core.check_out(a.out, core.run_entry) before loading anything"),
+         r"userdir holds files", model=True, data={}),
     Case('report --resamples 0', ['report', 'run', '--resamples', '0'], r"--resamples"),
     Case('report --distance bogus', ['report', 'run', '--distance', 'bogus'], r"argument --distance: invalid choice"),
     Case('report on a missing folder', ['report', 'nope'], r"nope"),
@@ -162,7 +159,7 @@ CASES = [
     run_case(BASE + "target: [xnli\nseeds: 1\n", expect=r"plan\.yaml:8: malformed YAML", id='malformed YAML'),
     Case('plan not UTF-8', ['run', 'plan.yaml', '--out', 'out'], r"plan\.yaml.*not UTF-8", setup=lambda w: (w/'plan.yaml').write_bytes(b'model: tiny-xlmr\ntarget: [caf\xe9]\n')),
     run_case("a: &x [1, *x]\ntarget: [pawsx]\n", expect=r"plan\.yaml", id='recursive alias'),
-    run_case(PAWSX + "model: me5-small\n", expect=r"plan\.yaml:\d+: .*duplicate key 'model'", id='duplicate key', pending=f"{P61}: read the YAML with core.load_yaml"),
+    run_case(PAWSX + "model: me5-small\n", expect=r"plan\.yaml:\d+: .*duplicate key 'model'", id='duplicate key'),
     run_case("- pawsx\n- xnli\n", expect=r"a plan is a mapping", id='plan is a list'),
     Case('plan is a folder', ['run', 'dir.yaml', '--out', 'out'], r"dir\.yaml", setup=lambda w: (w/'dir.yaml').mkdir()),
     Case('plan is a dangling link', ['run', 'gone.yaml', '--out', 'out'], r"gone\.yaml", setup=lambda w: (w/'gone.yaml').symlink_to(w/'nowhere.yaml')),
@@ -185,8 +182,7 @@ CASES = [
     run_case(PAWSX + "translate_train: {pawsx: de}\n", expect=r"translate_train\.pawsx: expected a list of strings", id='translate_train not a list'),
     run_case(PAWSX.replace('langs: {pawsx: [en]}', 'langs: {pawsx: []}'), expect=r"langs\.pawsx: an empty list", id='empty language list'),
     run_case(PAWSX + "lora: {r: 0}\n", expect=r"r: must be >= 1", id='LoRA rank 0'),
-    run_case(XQUAD.replace('max_length: 32', 'max_length: 16'), data={}, expect=r"max_length", id='QA max_length below the tokenizer stride',
-             pending='features (12) / settings (01, lead): refuse a span_qa max_length at or below the stride, or derive the stride from it'),
+    run_case(XQUAD.replace('max_length: 256', 'max_length: 16'), data={}, expect=r"max_length", id='QA max_length below the tokenizer stride'),
     run_case(PAWSX, '--data-dir', 'no/such/folder', expect=r"data dir no/such/folder does not exist", id='data dir missing'),
     run_case(PAWSX, '--model', './no/such/model', expect=r"encoder directory \./no/such/model does not exist", id='model folder missing'),
     Case('model config not JSON', ['run', 'plan.yaml', '--model', 'bm', '--out', 'out'], r"bm/config\.json:1: invalid JSON",
@@ -198,7 +194,12 @@ CASES = [
     Case('model is a file', ['eval', '--model', 'notes.txt', '--task', 'pawsx'], r"notes\.txt is a file"),
     Case('run --out is a file', ['run', 'plan.yaml', '--out', 'notes.txt', '--data-dir', 'data'], r"notes\.txt", {'plan.yaml': PAWSX}, data={}),
     Case('run --out holding user files', ['run', 'plan.yaml', '--out', 'userdir', '--data-dir', 'data'], r"userdir holds files",
-         {'plan.yaml': PAWSX}, data={}, pending=f"{P61}: core.check_out(out, core.run_entry) in cli_run/cli_sweep before preflight"),
+         {'plan.yaml': PAWSX}, data={}),
+    Case('sweep --out holding user files', ['sweep', 'plan.yaml', '--executor', 'local', '--out', 'userdir', '--data-dir', 'data'], r"userdir holds files",
+         {'plan.yaml': PAWSX}, data={}),
+    Case('eval --out is a file', ['eval', '--model', '{M}', '--task', 'pawsx', '--langs', 'en', '--out', 'notes.txt', '--data-dir', 'data'], r"notes\.txt is a file", model=True, data={}),
+    run_case(XQUAD + "overrides: {xquad: {max_length: 200}}\n", data={}, expect=r"overrides\.xquad\.max_length: max_length 200 is too short", id='QA max_length too short in an override'),
+    run_case(BASE + "intermediate: [{name: a, tasks: [rte], tasks: [sst2]}]\ntarget: [pawsx]\ntrain_on_dev: [pawsx]\n", expect=r"plan\.yaml:7: .*duplicate key 'tasks'", id='duplicate key inside an entry'),
     # data files
     run_case(PAWSX, data={EN_DEV: line_edit(4, lambda l: l + '\textra')}, expect=r"pawsx/dev-en\.tsv:4: expected 3 tab-separated fields", id='TSV row with an extra column'),
     run_case(RTE, data={'glue_rte/train.tsv': line_edit(3, lambda l: l + '\textra')}, expect=r"glue_rte/train\.tsv:3: expected 4 tab-separated fields", id='GLUE row with an extra column'),
@@ -206,8 +207,7 @@ CASES = [
     run_case(PAWSX.replace('[en]', '[en, de]'), data={'pawsx/dev-de.tsv': text_edit(lambda t: '\n'.join(l for i, l in enumerate(t.split('\n')) if i != 4))},
              expect=r"pawsx/dev-de\.tsv has 1999 rows but pawsx/dev-en\.tsv has 2000", id='parallel file with a row deleted'),
     run_case(PAWSX.replace('langs: {pawsx: [en]}\n', ''), data={'pawsx/dev-fr.tsv': line_edit(7, lambda l: l.rsplit('\t', 1)[0] + '\t7')},
-             expect=r"pawsx/dev-fr\.tsv:7: label '7'", id='bad language file, no languages named',
-             pending=f"{P42}+{P61}: evaluate strict by default (skip only when asked) and preflight reading every evaluated language"),
+             expect=r"pawsx/dev-fr\.tsv:7: label '7'", id='bad language file, no languages named'),
     run_case(PAWSX, data={EN_DEV: lambda p: p.write_bytes(p.read_bytes().replace(b'\xc3\xa9', b'\xe9', 1))}, expect=r"pawsx/dev-en\.tsv:\d+: not UTF-8", id='data file not UTF-8'),
     run_case(PAWSX, data={EN_DEV: replace_with('folder')}, expect=r"pawsx/dev-en\.tsv: is a folder", id='folder where a data file should be'),
     run_case(PAWSX, data={EN_DEV: replace_with('dangling')}, expect=r"pawsx/dev-en\.tsv: is a symbolic link to nothing", id='dangling link for a data file'),

@@ -94,6 +94,13 @@ def test_unknown_tag_is_an_error(tok):
     ds = datasets.Dataset.from_dict(dict(id=['s1'], tokens=[['Hi']], tags=[['GREETING']]))
     with pytest.raises(ITTError, match="s1.*GREETING"): featurize('udpos', ds, tok, cache=False)
 
+def test_span_qa_window_too_short_is_refused(data_dir, tok):
+    "A QA max_length below twice the doc stride cannot hold the question and the overlap: one error naming the task and the minimum."
+    ds = rows(data_dir, 'xquad', 'en', 4)
+    for n, stride in ((16, 128), (255, 128), (63, 32)):
+        with pytest.raises(ITTError, match=rf"xquad: max_length {n} is too short .* at least {2 * stride}"): featurize('xquad', ds, tok, max_length=n, doc_stride=stride, cache=False)
+    assert len(featurize('xquad', ds, tok, max_length=64, doc_stride=32, cache=False)) >= 4
+
 def qa_gold_logits(f, pad_to=None):
     L = lambda r: pad_to or len(r['input_ids'])
     return ([np.eye(L(r))[r['start_positions']] for r in f], [np.eye(L(r))[r['end_positions']] for r in f])

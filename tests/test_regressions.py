@@ -1,5 +1,5 @@
 """Regression tests for three silent bugs of the earlier design: each failed on that code and passes now."""
-import csv, subprocess, sys
+import csv, re, subprocess, sys
 from pathlib import Path
 import pytest
 from itt_xling.plans import load_plan, stages_of
@@ -41,3 +41,36 @@ def test_eval_rows_survive_a_later_run(data_dir, tmp_path):
     assert run.returncode == 0, run.stderr
     rows = list(csv.DictReader(open(out/'results.csv')))
     assert {(r['run'], r['lang']) for r in rows} >= {('eval', 'de'), ('later', 'ar')}
+
+def _bad_fr(tmp_path, data_dir) -> Path:
+    "A data folder of links with `pawsx/dev-fr.tsv` holding a label outside the label set on line 7."
+    d = tmp_path/'data'; (d/'pawsx').mkdir(parents=True)
+    for p in (data_dir/'pawsx').iterdir():
+        if p.name != 'dev-fr.tsv': (d/'pawsx'/p.name).symlink_to(p)
+    lines = (data_dir/'pawsx'/'dev-fr.tsv').read_text(encoding='utf-8').split('\n')
+    lines[6] = lines[6].rsplit('\t', 1)[0] + '\t7'
+    (d/'pawsx'/'dev-fr.tsv').write_text('\n'.join(lines), encoding='utf-8')
+    return d
+
+PAWSX_PLAN = ("model: tiny-xlmr\nseeds: [1]\nmax_train_examples: 16\nmax_eval_examples: 8\nsplit: validation\n"
+              "train: {epochs: 1, batch_size: 8, max_length: 32}\ntarget: [pawsx]\ntrain_on_dev: [pawsx]\n")
+
+def test_bad_language_file_stops_the_run_unless_asked_to_skip(data_dir, tmp_path):
+    "Reproducer 3: a bad pawsx/dev-fr.tsv with no languages named used to be dropped without a word (exit 0, no French row)."
+    d, env = _bad_fr(tmp_path, data_dir), dict(__import__('os').environ, TQDM_DISABLE='1')
+    (tmp_path/'plan.yaml').write_text(PAWSX_PLAN)
+    r = subprocess.run(ITT + ['run', str(tmp_path/'plan.yaml'), '--out', str(tmp_path/'strict'), '--data-dir', str(d)], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()] and re.search(r"pawsx/dev-fr\.tsv:7: label '7'", r.stderr)
+    assert not (tmp_path/'strict').exists()                              # refused before anything was written
+    (tmp_path/'skip.yaml').write_text(PAWSX_PLAN + "skip_bad_langs: true\n")
+    r = subprocess.run(ITT + ['run', str(tmp_path/'skip.yaml'), '--out', str(tmp_path/'skip'), '--data-dir', str(d)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    warns = [l for l in r.stderr.splitlines() if l.startswith('itt-xling: warning:')]
+    assert len(warns) == 1 and 'pawsx fr not evaluated' in warns[0] and 'dev-fr.tsv:7' in warns[0]
+    langs = {row['lang'] for row in csv.DictReader(open(tmp_path/'skip'/'results.csv')) if row['target'] == 'pawsx' and row['intermediate'] == 'none'}
+    assert 'fr' not in langs and {'de', 'es'} <= langs
+    from itt_xling.report import skipped_langs, build_report
+    sk = skipped_langs([tmp_path/'skip'])
+    assert list(sk[sk.lang == 'fr'].why.str.contains('dev-fr.tsv:7')) == [True]
+    md = build_report([tmp_path/'skip'], tmp_path/'report', n_resamples=50, figures=False, html_report=False).read_text()
+    assert re.search(r"\*\*Not evaluated: pawsx fr\*\* \(1 stage\): .*dev-fr\.tsv:7", md)

@@ -74,7 +74,7 @@ def test_eval_refuses_a_bare_encoder_for_a_trained_task():
 
 # --- bug 3: one writer of results.csv ---------------------------------------------------------------------------
 
-def _finished_stage(run:Path, sid:str='none.pawsx-s1-abc'):
+def _finished_stage(run:Path, sid:str='none.pawsx-s1-0123abcd'):
     row = dict(run='r', stage=sid, model='tiny-xlmr', seed=1, intermediate='none', target='pawsx', lora='none',
                lang='de', split='validation', metric='accuracy', value=61.5, n=32)
     write_metrics(run/sid, dict(stage=sid, rows=[row]))
@@ -161,16 +161,19 @@ def _pawsx_dir(tmp_path, data_dir):
     return d.parent
 
 
-def test_evaluate_skips_or_raises(tmp_path, tok, pawsx_model, data_dir):
+def test_evaluate_raises_or_skips_when_asked(tmp_path, tok, pawsx_model, data_dir, capsys):
     dd = _pawsx_dir(tmp_path, data_dir)
-    rows, preds, skipped = evaluate(pawsx_model, tok, 'pawsx', data_dir=dd)
+    with pytest.raises(ITTError, match=r'dev-fr\.tsv.*empty'): evaluate(pawsx_model, tok, 'pawsx', data_dir=dd)   # strict by default
+    with pytest.raises(ITTError, match='empty'): evaluate(pawsx_model, tok, 'pawsx', ['de', 'fr'], data_dir=dd)
+    capsys.readouterr()
+    rows, preds, skipped = evaluate(pawsx_model, tok, 'pawsx', data_dir=dd, strict=False)       # asked to skip: a warning
     assert [r['lang'] for r in rows] == ['de'] and rows[0]['n'] == 12 and list(preds) == ['de']
     assert 'empty' in skipped.pop('pawsx.fr')
     assert skipped == {f'pawsx.{l}': 'no local validation files' for l in ('en', 'es', 'ja', 'ko', 'zh')}
-    with pytest.raises(ITTError, match='empty'): evaluate(pawsx_model, tok, 'pawsx', ['de', 'fr'], data_dir=dd)   # given: strict
-    with pytest.raises(ITTError, match='empty'): evaluate(pawsx_model, tok, 'pawsx', data_dir=dd, strict=True)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith('itt-xling: warning: pawsx fr not evaluated:') and 'dev-fr.tsv' in err[0]
     (dd/'pawsx'/'dev-de.tsv').unlink()
-    with pytest.raises(ITTError, match='no language of pawsx could be evaluated: .*empty'): evaluate(pawsx_model, tok, 'pawsx', data_dir=dd)
+    with pytest.raises(ITTError, match='no language of pawsx could be evaluated: .*empty'): evaluate(pawsx_model, tok, 'pawsx', data_dir=dd, strict=False)
     with pytest.raises(ITTError, match='no xnli validation files'): evaluate(pawsx_model, tok, 'xnli', data_dir=dd)
 
 
