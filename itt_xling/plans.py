@@ -77,7 +77,7 @@ def paper_settings(task:str, target:str|None=None) -> dict:
                 max_length={'span_qa': 384, 'retrieval': 512}.get(kind, 256),
                 epochs=TARGET_EPOCHS.get(target, 2) if target else 2, select_best=True)
 
-# %% ../nbs/61_plans.ipynb #2fdbf30e
+# %% ../nbs/61_plans.ipynb #76e8d1aa
 def stage_settings(plan:Plan, task:str, target:str|None=None, name:str|None=None) -> dict:
     "The settings of a stage training `task`: the paper's, then the plan's `train`, then its `overrides` for the task, the setting and the target."
     s = {**paper_settings(task, target), **asdict(plan.scope), **plan.train}

@@ -12,9 +12,9 @@ from .metrics import accuracy, bucc_f1, map_at_k
 from .encoders import mean_pool
 
 # %% auto #0
-__all__ = ['RETRIEVERS', 'bare_encoder', 'default_layer', 'encode_sentences', 'knn', 'tatoeba_predict', 'tatoeba_eval',
-           'bucc_candidates', 'bucc_threshold', 'bucc_extract', 'bucc_eval', 'rank_candidates', 'map_eval',
-           'bible_eval']
+__all__ = ['RETRIEVERS', 'bare_encoder', 'default_layer', 'input_prefix', 'encode_sentences', 'knn', 'tatoeba_predict',
+           'tatoeba_eval', 'bucc_candidates', 'bucc_threshold', 'bucc_extract', 'bucc_eval', 'rank_candidates',
+           'map_eval', 'bible_eval']
 
 # %% ../nbs/41_retrieval.ipynb #fb50725a
 def bare_encoder(model):
@@ -28,16 +28,23 @@ def default_layer(model) -> int:
     return round(14 / 24 * model.config.num_hidden_layers)
 
 # %% ../nbs/41_retrieval.ipynb #7361b19b
+def input_prefix(model, kind:str|None) -> str:
+    "The text put before each input of `kind` ('query'/'passage'; None: none) for `model`: e5 models record theirs in their config."
+    known = getattr(bare_encoder(model).config, 'e5_prefixes', None) or {}
+    if kind is not None and kind not in ('query', 'passage'): raise ITTError(f"input prefix kind {kind!r} unknown: use 'query', 'passage' or None")
+    return known.get(kind, '') if kind else ''
+
 def encode_sentences(model, # a transformers encoder (any head; its hidden states are used)
                      tokenizer, # its tokenizer
                      texts, # sentences to encode
                      layer:int|None=None, # index into `hidden_states` (default: `default_layer(model)`; -1 = last)
                      batch_size:int=64, # sentences per forward pass
                      max_length:int=512, # longest tokenized input kept
+                     prefix:str|None=None, # 'query' or 'passage': the input prefix, for a model whose config records them (e5)
                     ) -> np.ndarray:
     "L2-normalised mean of `hidden_states[layer]` over non-padding tokens: one float32 row per text."
     import torch
-    texts = [str(t) for t in texts]
+    texts = [input_prefix(model, prefix) + str(t) for t in texts]
     uniq = list(dict.fromkeys(texts))
     if not uniq: return np.zeros((0, model.config.hidden_size), dtype=np.float32)
     layer = default_layer(model) if layer is None else layer
@@ -123,6 +130,7 @@ def tatoeba_eval(model, # encoder
                  batch_size:int=64, # sentences per forward pass
                  limit:int|None=None, # only the first `limit` pairs per language (quick checks)
                  preds:dict|None=None, # if given, filled with lang -> [{id, pred, gold}] (xx→en)
+                 prefixes:bool=True, # e5 models: both sides as queries (e5's advice for symmetric tasks such as bitext mining)
                 ) -> list[dict]:
     "Tatoeba accuracy xx→en (`accuracy`) and en→xx (`accuracy_en_xx`) per language, as tidy rows (0-100)."
     data_dir = _data(data_dir)
@@ -131,8 +139,9 @@ def tatoeba_eval(model, # encoder
     for lang in progress(langs, 'tatoeba: encode and search', unit='lang'):
         ds = load_split('tatoeba', split, lang=lang, data_dir=data_dir)
         if limit: ds = ds.select(range(min(limit, len(ds))))
-        src = encode_sentences(model, tokenizer, ds['source'], layer=layer, batch_size=batch_size)
-        tgt = encode_sentences(model, tokenizer, ds['target'], layer=layer, batch_size=batch_size)
+        kind = 'query' if prefixes else None
+        src = encode_sentences(model, tokenizer, ds['source'], layer=layer, batch_size=batch_size, prefix=kind)
+        tgt = encode_sentences(model, tokenizer, ds['target'], layer=layer, batch_size=batch_size, prefix=kind)
         gold = np.arange(len(ds))
         fwd, bwd = tatoeba_predict(src, tgt), tatoeba_predict(tgt, src)
         rows += _lang_rows('tatoeba', lang, split, {'accuracy': 100 * (fwd == gold).mean(), 'accuracy_en_xx': 100 * (bwd == gold).mean()}, len(ds))
@@ -215,6 +224,7 @@ def bucc_eval(model, # encoder
               dev_split:str='validation', # split whose gold pairs choose the threshold
               split:str='test', # split scored with that threshold
               preds:dict|None=None, # if given, filled with lang -> [{id: source id, pred: mined target id or None, gold: gold target id or None}]
+              prefixes:bool=True, # e5 models: both sides as queries (a symmetric task)
              ) -> list[dict]:
     "BUCC 2018 F1 / precision / recall on `split`, with the threshold that maximises F1 on `dev_split`."
     data_dir = _data(data_dir)
@@ -224,7 +234,7 @@ def bucc_eval(model, # encoder
         mined = {}
         for sp in dict.fromkeys((dev_split, split)):
             src, trg, gold = _bucc_side('bucc2018', sp, lang, data_dir)
-            enc = lambda side: encode_sentences(model, tokenizer, [t for _, t in side], layer=layer, batch_size=batch_size)
+            enc = lambda side: encode_sentences(model, tokenizer, [t for _, t in side], layer=layer, batch_size=batch_size, prefix='query' if prefixes else None)
             mined[sp] = (bucc_candidates(enc(src), enc(trg), [i for i, _ in src], [i for i, _ in trg], k=k), gold, src)
         th = bucc_threshold(*mined[dev_split][:2])
         cands, gold, src = mined[split]
@@ -259,6 +269,7 @@ def map_eval(model, # encoder
              batch_size:int=64, # sentences per forward pass
              k:int=20, # cut-off of mAP
              preds:dict|None=None, # if given, filled with lang -> [{id, pred: ranked candidate ids, gold: relevant ids}]
+             prefixes:bool=True, # e5 models: questions/mentions as queries, candidates as passages
             ) -> list[dict]:
     "mAP@k per language; candidates pooled over `langs`; relevant: the gold candidate of the query's item in every language."
     data_dir = _data(data_dir)
@@ -273,10 +284,10 @@ def map_eval(model, # encoder
     relevant = {}
     for ds in qs.values():
         for qid, tid in zip(ds['id'], ds['target_id']): relevant.setdefault(str(qid), set()).add(str(tid))
-    c_emb = encode_sentences(model, tokenizer, texts, layer=layer, batch_size=batch_size)
+    c_emb = encode_sentences(model, tokenizer, texts, layer=layer, batch_size=batch_size, prefix='passage' if prefixes else None)
     rows = []
     for l, ds in progress(qs.items(), f'{task}: encode and rank', total=len(qs), unit='lang'):
-        top = rank_candidates(encode_sentences(model, tokenizer, _queries(task, ds), layer=layer, batch_size=batch_size), c_emb, k)
+        top = rank_candidates(encode_sentences(model, tokenizer, _queries(task, ds), layer=layer, batch_size=batch_size, prefix='query' if prefixes else None), c_emb, k)
         ranked = [[ids[j] for j in r] for r in top]
         gold = [sorted(relevant[str(q)]) for q in ds['id']]
         rows += _lang_rows(task, l, split, map_at_k(ranked, gold, k), len(ds))
@@ -293,10 +304,12 @@ def bible_eval(model, # encoder
                batch_size:int=64, # sentences per forward pass
                limit:int|None=None, # only the first `limit` verses (quick checks)
                preds:dict|None=None, # if given, filled with lang -> [{id, pred: the verse found, gold: the verse}]
+               prefixes:bool=True, # e5 models: both sides as queries (a symmetric task)
               ) -> list[dict]:
     "`bible-sr` accuracy per language: each verse's nearest English verse (cosine) among the same verses."
     t, rows, keys = get_task('bible-sr'), [], None
-    enc = lambda texts: encode_sentences(model, tokenizer, texts, layer=layer, batch_size=batch_size, max_length=t.max_length or 512)
+    enc = lambda texts: encode_sentences(model, tokenizer, texts, layer=layer, batch_size=batch_size, max_length=t.max_length or 512,
+                                         prefix='query' if prefixes else None)
     for lang in progress(langs, 'bible-sr: encode and search', unit='lang'):
         ds = load_split(t, split, lang, data_dir)
         if limit: ds = ds.select(range(min(limit, len(ds))))
@@ -307,16 +320,16 @@ def bible_eval(model, # encoder
     return rows
 
 # %% ../nbs/41_retrieval.ipynb #549c60fe
-def _tatoeba(model, tokenizer, task, langs, data_dir, split, limit=None, preds=None):
-    return tatoeba_eval(model, tokenizer, langs, data_dir, split=split, limit=limit, preds=preds)
+def _tatoeba(model, tokenizer, task, langs, data_dir, split, limit=None, preds=None, prefixes=True):
+    return tatoeba_eval(model, tokenizer, langs, data_dir, split=split, limit=limit, preds=preds, prefixes=prefixes)
 
-def _bucc(model, tokenizer, task, langs, data_dir, split, limit=None, preds=None):
-    return bucc_eval(model, tokenizer, langs, data_dir, split=split, preds=preds)
+def _bucc(model, tokenizer, task, langs, data_dir, split, limit=None, preds=None, prefixes=True):
+    return bucc_eval(model, tokenizer, langs, data_dir, split=split, preds=preds, prefixes=prefixes)
 
-def _map(model, tokenizer, task, langs, data_dir, split, limit=None, preds=None):
-    return map_eval(model, tokenizer, task, langs, data_dir, split=split, preds=preds)
+def _map(model, tokenizer, task, langs, data_dir, split, limit=None, preds=None, prefixes=True):
+    return map_eval(model, tokenizer, task, langs, data_dir, split=split, preds=preds, prefixes=prefixes)
 
-def _bible(model, tokenizer, task, langs, data_dir, split, limit=None, preds=None):
-    return bible_eval(model, tokenizer, langs, data_dir, split=split, limit=limit, preds=preds)
+def _bible(model, tokenizer, task, langs, data_dir, split, limit=None, preds=None, prefixes=True):
+    return bible_eval(model, tokenizer, langs, data_dir, split=split, limit=limit, preds=preds, prefixes=prefixes)
 
 RETRIEVERS = {'tatoeba': _tatoeba, 'bucc2018': _bucc, 'lareqa': _map, 'mewslix': _map, 'bible-sr': _bible}

@@ -168,6 +168,7 @@ class Scope(Settings):
     max_train_examples: int|None = setting(None, 'cap on training examples per task', ge=1)
     max_eval_examples: int|None = setting(None, 'cap on evaluation examples per language', ge=1)
     split: str|None = setting(None, "split evaluated zero-shot (None: the task's benchmark split)", choices=('validation', 'test'))
+    e5_prefixes: bool = setting(True, "retrieval inputs get the model's 'query: '/'passage: ' prefixes when its config records them (multilingual-e5)")
 
 # %% ../nbs/01_settings.ipynb #4d65390f
 @dataclass(frozen=True)

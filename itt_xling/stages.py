@@ -86,7 +86,8 @@ def evaluate_stage(stage:Stage, model, tokenizer, sd:Path, data_dir=None) -> tup
     for task in stage.evals:
         found, preds, sk = evaluate(model, tokenizer, task, stage.recipe.langs.get(task), stage.scope.split, data_dir,
                                     benchmark=stage.recipe.benchmark, select=held_out(stage, task), batch_size=64,
-                                    max_length=stage.optim.max_length, limit=stage.scope.max_eval_examples, strict=not stage.recipe.skip_bad_langs)
+                                    max_length=stage.optim.max_length, limit=stage.scope.max_eval_examples, strict=not stage.recipe.skip_bad_langs,
+                                    prefixes=stage.scope.e5_prefixes)
         rows += [result_row(stage, r) for r in found]; skipped.update(sk)
         for r in found:
             if r['lang'] in preds: write_predictions(sd, task, r['lang'], r['split'], preds.pop(r['lang']))

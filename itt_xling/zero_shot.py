@@ -138,6 +138,7 @@ def evaluate(model, # a fine-tuned model with the task's head (retrieval: any mo
              max_length:int|None=None, # longest row in tokens (default: the kind's)
              limit:int|None=None, # first N examples per language; the retrieval functions' cap
              strict:bool=True, # raise on a language whose data cannot be loaded; False: skip it with a warning
+             prefixes:bool=True, # retrieval: the model's input prefixes (e5's 'query: '/'passage: ') where its config records them
             ) -> tuple[list[dict], dict, dict]:
     "`(rows, preds, skipped)`: rows `{task, lang, split, metric, value, n}`, `{lang: [{id, pred, gold}]}`, `{'task.lang': why}`."
     t = get_task(task); split = eval_split(t, split)
@@ -146,7 +147,7 @@ def evaluate(model, # a fine-tuned model with the task's head (retrieval: any mo
     if not todo: raise ITTError(f"no {t.name} {split} files in {data_dir}: pass the languages (--langs) or a data folder that has them")
     if t.kind == 'retrieval':
         preds = {}
-        rows = RETRIEVERS[t.name](bare_encoder(model), tokenizer, t.name, todo, data_dir, split, limit, preds)
+        rows = RETRIEVERS[t.name](bare_encoder(model), tokenizer, t.name, todo, data_dir, split, limit, preds, prefixes=prefixes)
     else: rows, preds = _predict_langs(model, tokenizer, t, todo, split, data_dir, select, batch_size, max_length, limit, strict, skipped)
     if not rows: raise ITTError(f"no language of {t.name} could be evaluated: {'; '.join(skipped.values())}")
     return rows, preds, skipped
@@ -221,11 +222,12 @@ def cli_eval(argv:list[str]) -> int:
     p.add_argument('--limit', type=at_least(1), help='first N examples per language only')
     p.add_argument('--batch-size', type=at_least(1), default=32, help='rows per forward pass')
     p.add_argument('--skip-bad-langs', action='store_true', help='skip a language whose file is bad (a warning) instead of stopping')
+    p.add_argument('--no-e5-prefixes', action='store_true', help="retrieval: leave out an e5 model's 'query: '/'passage: ' input prefixes")
     a = p.parse_args(argv)
     if a.out: check_out(a.out, run_entry)                 # a file, or a folder of other things, is refused before loading anything
     model, tok = load_for_eval(a.model, a.task)
     rows, preds, skipped = evaluate(model, tok, a.task, a.langs, a.split, find_data_dir(a.data_dir), batch_size=a.batch_size,
-                                    limit=a.limit, strict=not a.skip_bad_langs)
+                                    limit=a.limit, strict=not a.skip_bad_langs, prefixes=not a.no_e5_prefixes)
     w = max(len(r['metric']) for r in rows)
     for r in rows: print(f"{r['task']}  {r['lang']:<3} {r['split']:<10} {r['metric']:<{w}} {r['value']:7.2f}  n={r['n']}")
     for why in dict.fromkeys(skipped.values()):

@@ -48,3 +48,19 @@ def slurm():
             else: os.environ['SLURM_CONF'] = old
     finally:
         if not was_running: _slurm_local('stop', timeout=120)
+
+# --- tests that only `--slow` (or ITT_SLOW=1) runs --------------------------------------------------------------------
+# Marked `@pytest.mark.slow`: long measurements whose quick forms the default run already covers (the benchmark scripts'
+# memory and cache tables). The default run (the README's test command, CI) skips them and says so.
+
+def pytest_addoption(parser):
+    parser.addoption('--slow', action='store_true', default=False, help='also run the tests marked slow')
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: long; runs with --slow or ITT_SLOW=1')
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption('--slow') or os.environ.get('ITT_SLOW') == '1': return
+    skip = pytest.mark.skip(reason='slow: run with --slow (or ITT_SLOW=1)')
+    for item in items:
+        if 'slow' in item.keywords: item.add_marker(skip)

@@ -1,4 +1,5 @@
-"""Smoke tests of the benchmark scripts: each runs with `--quick` on the tiny model and prints its table (no timings checked)."""
+"""Smoke tests of the benchmark scripts: each runs with `--quick` on the tiny model and prints its table (no timings checked).
+The five that take 15-50 s each are marked slow (`pytest --slow`)."""
 import importlib.util, sys
 from pathlib import Path
 import pytest
@@ -34,6 +35,7 @@ def run(name, capsys, *args):
     return out
 
 
+@pytest.mark.slow
 def test_train_throughput(data_dir, capsys):
     text = run('train_throughput', capsys, '--padding')
     pad = rows(text)  # the last table: positions per real token
@@ -46,6 +48,7 @@ def test_train_throughput(data_dir, capsys):
         assert 0 <= float(r['pad % (a)']) < 100 and r['pad_to'] in ('256', '512')
 
 
+@pytest.mark.slow
 def test_eval_throughput(data_dir, capsys):
     out = rows(run('eval_throughput', capsys))
     assert 'stages.evaluate_stage' in [r['path'] for r in out]
@@ -60,12 +63,14 @@ def test_retrieval(data_dir, capsys):
     assert all(r['same result'] == 'True' for r in out)  # faiss and numpy agree
 
 
+@pytest.mark.slow
 def test_memory(data_dir, capsys):
     (r,) = rows(run('memory', capsys))
     assert int(r['full MiB']) > 0 and int(r['LoRA MiB']) > 0
     assert abs(float(r['LoRA/full']) - int(r['LoRA MiB']) / int(r['full MiB'])) < 0.01
 
 
+@pytest.mark.slow
 def test_cache(data_dir, capsys):
     (r,) = rows(run('cache', capsys))
     assert int(r['cold map calls']) > 0 and r['warm map calls'] == '0'  # the second run tokenizes nothing
@@ -84,6 +89,7 @@ def test_optimizer(capsys):
     assert r['model'] == 'tiny-xlmr' and float(r['fused (adamw_torch_fused) s']) > 0
 
 
+@pytest.mark.slow
 def test_step_overhead(data_dir, capsys):
     "The per-item breakdown runs, and every Trainer variant trains exactly like the package's own setting."
     text = run('step_overhead', capsys)          # --quick: every variant

