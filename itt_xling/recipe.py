@@ -20,11 +20,12 @@ def in_train_share(item_id, fraction:float) -> bool:
     "Whether item `item_id` belongs to the training share of a dev set split by item."
     return item_hash(item_id) % 10_000 < round(fraction * 10_000)
 
-def cap_examples(ds, n:int|None):
-    "The first `n` examples of `ds` in id-hash order (the same items in every language), or `ds` when `n` is None."
+def cap_examples(ds, n:int|None, by_share:bool=False):
+    "The first `n` examples of `ds` in id-hash order (the same items in every language), or `ds` when `n` is None; `by_share`: in share order, nearest the cut of `in_train_share` first."
     if n is None or len(ds) <= n: return ds
     ids = ds['id'] if 'id' in ds.column_names else range(len(ds))
-    order = sorted(range(len(ds)), key=lambda i: (item_hash(ids[i]), i))
+    key = (lambda h: (h % 10_000, h)) if by_share else (lambda h: (h,))
+    order = sorted(range(len(ds)), key=lambda i: (*key(item_hash(ids[i])), i))
     return ds.select(sorted(order[:n]))
 
 def by_item(ds, fraction:float, train:bool):
@@ -47,8 +48,8 @@ def held_out(stage:Stage, task:str):
     "What evaluation keeps of one language of `task`: the items never trained on (where the chain trains on its dev set), capped."
     rec, cap = stage.recipe, stage.scope.max_eval_examples
     def select(ds):
-        if task in rec.heldout_tasks: ds = by_item(ds, rec.dev_fraction, False)
-        return cap_examples(ds, cap)
+        if task not in rec.heldout_tasks: return cap_examples(ds, cap)
+        return cap_examples(by_item(ds, rec.dev_fraction, False), cap, by_share=True)
     return select
 
 # %% ../nbs/30_recipe.ipynb #74a36e7d
@@ -56,8 +57,8 @@ def dev_data(stage:Stage, task:str, data_dir=None):
     "The English dev set used to pick the best checkpoint (only held-out items where the chain trains on it)."
     rec = stage.recipe
     ds = load_split(task, 'validation', 'en', data_dir)
-    if task in rec.train_on_dev or task in rec.heldout_tasks: ds = by_item(ds, rec.dev_fraction, False)
-    return cap_examples(ds, stage.scope.max_eval_examples)
+    if task not in rec.train_on_dev and task not in rec.heldout_tasks: return cap_examples(ds, stage.scope.max_eval_examples)
+    return cap_examples(by_item(ds, rec.dev_fraction, False), stage.scope.max_eval_examples, by_share=True)
 
 def dev_or_none(stage:Stage, task:str, data_dir=None):
     "The English dev set (`dev_data`), or None when a local data folder does not have it."

@@ -7,14 +7,15 @@ from __future__ import annotations
 import argparse, html, json, os
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import ITTError, write_text, read_text, load_yaml
+from .core import ITTError, write_text, read_text, load_yaml, check_out
 from .results import load_results, gain_analysis, aggregates, ADJUST
 from .typology import typology_table, typology_effect, DISTANCES, LANG_SOURCES, MIN_RESID_DF
 from . import figures as F
 
 # %% auto #0
-__all__ = ['MODEL_NAMES', 'STAND_INS', 'DTYPE_UNRECORDED', 'GATE_TEXT', 'ADJUST_NAMES', 'describe_model', 'md_table', 'to_html',
-           'stage_caps', 'skipped_langs', 'caps_table', 'build_report', 'cli_report']
+__all__ = ['MODEL_NAMES', 'STAND_INS', 'DTYPE_UNRECORDED', 'GATE_TEXT', 'ADJUST_NAMES', 'REPORT_TABLES', 'describe_model',
+           'md_table', 'to_html', 'stage_caps', 'skipped_langs', 'caps_table', 'report_entry', 'build_report',
+           'cli_report']
 
 # %% ../nbs/53_report.ipynb #486c55ec
 MODEL_NAMES = {
@@ -278,6 +279,12 @@ def _figure_section(ga, typ, distance:str, figs:Path) -> list[str]:
     return L
 
 # %% ../nbs/53_report.ipynb #4573801d
+REPORT_TABLES = ('deltas', 'families', 'gate', 'typology', 'aggregates', 'effects', 'caps')
+
+def report_entry(p) -> bool:
+    "Whether `p`, an entry of a report folder, is something `build_report` writes there (for `check_out`)."
+    return Path(p).name in {'report.md', 'report.html', 'figures', *(f'{t}.csv' for t in REPORT_TABLES)}
+
 def build_report(run_dirs, # run folders (each holds results.csv)
                  out, # folder for report.md, report.html, tables and figures
                  n_resamples:int=1000, # bootstrap replicates for the intervals
@@ -299,7 +306,7 @@ def build_report(run_dirs, # run folders (each holds results.csv)
     typ_md, eff = _typology_section(ga.languages[ga.languages['learned'] != 'not learned'], typ, distance, seed)
     md = '\n'.join(_header(df, run_dirs) + caps_md + agg_md + _gate_section(ga.gate) + _gains_section(ga, n_resamples, seed) + typ_md
                    + (_figure_section(ga, typ, distance, out/'figures') if figures else [])) + '\n'
-    tables = dict(deltas=ga.languages, families=ga.families, gate=ga.gate, typology=typ, aggregates=a, effects=eff, caps=caps)
+    tables = dict(zip(REPORT_TABLES, (ga.languages, ga.families, ga.gate, typ, a, eff, caps)))
     for name, frame in tables.items():
         if frame is not None: write_text(out/f'{name}.csv', frame.to_csv(index=name == 'typology'))
     write_text(out/'report.md', md)
@@ -323,7 +330,9 @@ def cli_report(argv:list[str]) -> int:
     if a.resamples < 1000: raise ITTError(f"--resamples {a.resamples}: use at least 1000 resamples for a 95% interval")
     for d in a.run_dirs:
         if not Path(d).is_dir(): raise ITTError(f"run folder {d} does not exist: pass the --out folder of 'itt-xling run'")
-    md = build_report(a.run_dirs, a.out or Path(a.run_dirs[0])/'report', n_resamples=a.resamples, seed=a.seed,
+    out = a.out or Path(a.run_dirs[0])/'report'
+    check_out(out, report_entry)                         # a file, or a folder of other things, is refused before anything is written
+    md = build_report(a.run_dirs, out, n_resamples=a.resamples, seed=a.seed,
                       distance=a.distance, html_report=not a.no_html, adjust=a.adjust)
     print(md)
     return 0

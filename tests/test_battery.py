@@ -200,6 +200,8 @@ CASES = [
     Case('eval --out is a file', ['eval', '--model', '{M}', '--task', 'pawsx', '--langs', 'en', '--out', 'notes.txt', '--data-dir', 'data'], r"notes\.txt is a file", model=True, data={}),
     run_case(XQUAD + "overrides: {xquad: {max_length: 200}}\n", data={}, expect=r"overrides\.xquad\.max_length: max_length 200 is too short", id='QA max_length too short in an override'),
     run_case(BASE + "intermediate: [{name: a, tasks: [rte], tasks: [sst2]}]\ntarget: [pawsx]\ntrain_on_dev: [pawsx]\n", expect=r"plan\.yaml:7: .*duplicate key 'tasks'", id='duplicate key inside an entry'),
+    Case('report --out holding user files', ['report', 'run', '--out', 'userdir'], r"userdir holds files"),
+    Case('demo --out holding user files', ['demo', '--out', 'userdir', '--langs', 'fr'], r"userdir holds files"),
     # data files
     run_case(PAWSX, data={EN_DEV: line_edit(4, lambda l: l + '\textra')}, expect=r"pawsx/dev-en\.tsv:4: expected 3 tab-separated fields", id='TSV row with an extra column'),
     run_case(RTE, data={'glue_rte/train.tsv': line_edit(3, lambda l: l + '\textra')}, expect=r"glue_rte/train\.tsv:3: expected 4 tab-separated fields", id='GLUE row with an extra column'),
