@@ -312,8 +312,9 @@ def progress(items, desc:str, total:int|None=None, unit:str='it', disable:bool=F
     return tqdm(items, desc=desc, total=total, unit=unit, leave=False, dynamic_ncols=True, **({'disable': True} if disable else {}))
 
 def warn(msg:str):
-    "`msg` on stderr as one line (`itt-xling: warning: ...`): something a run went on without, which the user must see."
-    print(f"itt-xling: warning: {' '.join(str(msg).split())}", file=sys.stderr, flush=True)
+    "`msg` on stderr as one line (`itt-xling: warning: ...`): something a run went on without, which the user must see (on its own line, above any progress bar)."
+    from tqdm.auto import tqdm
+    tqdm.write(f"itt-xling: warning: {' '.join(str(msg).split())}", file=sys.stderr)
 
 # %% ../nbs/00_core.ipynb #65d2be45
 def hub_offline() -> bool:

@@ -101,7 +101,7 @@ def line(n:int, f):
 
 RTE = "baseline: false\nintermediate: [rte]\ntarget: [pawsx]\ntrain_on_dev: [pawsx]\n"
 PAWSX = "target: [pawsx]\ntrain_on_dev: [pawsx]\n"
-XQUAD = "target: [xquad]\ntrain_on_dev: [xquad]\n"
+XQUAD = "target: [xquad]\ntrain_on_dev: [xquad]\noverrides: {xquad: {max_length: 256}}\n"   # QA windows need max_length >= 2 x the doc stride
 DATA_CASES = {
     'malformed TSV (GLUE)':   (RTE, 'glue_rte/train.tsv', line(3, lambda l: l.replace('\t', ' ')),
                                r"^itt-xling run: error: glue_rte/train\.tsv:3: expected 4 tab-separated fields \(sentence1, sentence2, label, idx\), found 1$"),
@@ -135,7 +135,7 @@ def test_missing_language_stops_before_training(plan, tmp_path, data_dir):
     "A language the plan names but the data folder lacks stops the run before any stage is trained or written."
     user_error(*cli('run', plan(PAWSX + "langs: {pawsx: [en, xx]}\n"), '--data-dir', data_dir, '--out', tmp_path/'out'),
                r"(pawsx has no language 'xx'|no pawsx validation files for 'xx')")
-    user_error(*cli('run', plan("model: tiny-xlmr\ntarget: [udpos]\nsplit: validation\nlangs: {udpos: [en, tr]}\n"),
+    user_error(*cli('run', plan(text="model: tiny-xlmr\ntarget: [udpos]\nsplit: validation\nlangs: {udpos: [en, tr]}\n"),
                     '--data-dir', data_dir, '--out', tmp_path/'out'), r"no udpos validation files for 'tr' in the data dir")
     assert written(tmp_path/'out') == []
 
