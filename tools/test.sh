@@ -2,7 +2,8 @@
 # The test command: notebooks and package in sync, notebooks clean, README in sync, every notebook
 # runs (nbdev_test), pytest, and the docs build (nbdev_proc_nbs + an HTML render without Quarto).
 # Where there is no local data folder, the notebooks and tests that need it are skipped, each with its reason.
-# nbdev_test (one worker) and pytest run side by side, one thread each: two processes for two cores.
+# nbdev_test (one worker, then a few late test files) and the rest of pytest run side by side, one thread each: two
+# processes for two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d .venv/bin ] && export PATH="$PWD/.venv/bin:$PATH"
@@ -28,15 +29,18 @@ step "notebooks that need the local data folder"
 skip_re=$(python tools/data_notebooks.py --skip-re 2>"$logs/skipped.log") || { cat "$logs/skipped.log"; exit 1; }
 cat "$logs/skipped.log"
 
-step "nbdev_test (one worker) and pytest, side by side"
-nbdev_test --n_workers 1 --do_print --timing --skip_file_re "$skip_re" >"$logs/nbdev_test.log" 2>&1 &
-nb_pid=$!
+step "nbdev_test (one worker) then the late tests, beside the other tests"
+# two cores: one runs nbdev_test and then the late test files, the other the rest of pytest; both parts take about as long
+late="tests/test_battery.py tests/test_reliability.py tests/test_wheel.py tests/test_bench.py"
+( set +e; nbdev_test --n_workers 1 --do_print --timing --skip_file_re "$skip_re" >"$logs/nbdev_test.log" 2>&1; echo $? >"$logs/nb_rc"
+  python -m pytest -q -rs -p no:cacheprovider $late >"$logs/pytest-late.log" 2>&1; echo $? >"$logs/late_rc" ) &
+side=$!
 set +e
-python -m pytest -q -rs -p no:cacheprovider tests >"$logs/pytest.log" 2>&1
+python -m pytest -q -rs -p no:cacheprovider tests $(printf -- '--ignore=%s ' $late) >"$logs/pytest.log" 2>&1
 py_rc=$?
-wait $nb_pid
-nb_rc=$?
+wait $side
 set -e
+nb_rc=$(cat "$logs/nb_rc"); late_rc=$(cat "$logs/late_rc")
 step "nbdev_test output (exit $nb_rc)"
 cat "$logs/nbdev_test.log"
 grep '^  skipped' "$logs/skipped.log" || true
@@ -50,5 +54,7 @@ grep -v -e '^---$' -e 'Found cells containing imports' "$logs/docs.log" | tail -
 
 step "pytest output (exit $py_rc)"
 cat "$logs/pytest.log"
+step "pytest output, late tests: $late (exit $late_rc)"
+cat "$logs/pytest-late.log"
 step "done"
-[ "$nb_rc" -eq 0 ] && [ "$py_rc" -eq 0 ] && [ "$docs_rc" -eq 0 ]
+[ "$nb_rc" -eq 0 ] && [ "$py_rc" -eq 0 ] && [ "$late_rc" -eq 0 ] && [ "$docs_rc" -eq 0 ]
