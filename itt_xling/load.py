@@ -14,8 +14,8 @@ from .bible import BIBLE_LANGS, verse_texts
 # %% auto #0
 __all__ = ['READERS', 'FIXTURES', 'read_xtreme_tsv', 'read_glue_tsv', 'read_nli_jsonl', 'read_conllu', 'read_panx',
            'read_ccg_auto', 'read_squad_json', 'read_mc', 'read_tatoeba', 'read_bucc', 'read_xquad_r', 'read_mewslix',
-           'read_bible_refs', 'row_error', 'file_patterns', 'local_files', 'read_local', 'load_split', 'from_hub',
-           'load_candidates', 'registry_table', 'task_card', 'data_report', 'cli_tasks']
+           'read_bible_refs', 'row_error', 'file_patterns', 'local_files', 'read_local', 'load_split', 'hub_load_error',
+           'from_hub', 'load_candidates', 'registry_table', 'task_card', 'data_report', 'cli_tasks']
 
 # %% ../nbs/11_load.ipynb #c463e4b3
 def _features(task:TaskSpec):
@@ -582,6 +582,25 @@ def load_split(task, # task name or `TaskSpec`
 def _rows(t, split, lang, data_dir):
     return read_local(t, split, lang, data_dir) if data_dir is not None else _hub_rows(t, split, lang)
 
+# %% ../nbs/11_load.ipynb #b4927af2
+def hub_load_error(what:str, # the source, as `id/config (split)`
+                   e:Exception, # what `datasets.load_dataset` raised
+                  ) -> ITTError|None:
+    "The one line for a hub source that failed to load: not found or gated, a loading script, a split or config it lacks, or the hub unreachable (None: none of these)."
+    from datasets.exceptions import DatasetNotFoundError
+    msg = ' '.join(str(e).split())
+    if isinstance(e, DatasetNotFoundError):
+        return ITTError(f"{what}: not found on the Hugging Face hub, or gated: check the id, and for a gated dataset accept its terms and log in (hf auth login)")
+    if isinstance(e, RuntimeError) and 'scripts are no longer supported' in msg:
+        return ITTError(f"{what}: the source is a loading script, which datasets 4 and later cannot run; use a source with data files (Parquet), or --data-dir with the original files")
+    if isinstance(e, ValueError) and ('Unknown split' in msg or 'Bad split' in msg):
+        return ITTError(f"{what}: the source has no such split ({msg.split('. ', 1)[-1].rstrip('.')}); this language or split is not on the hub: pass --data-dir with the files, or leave it out of the plan")
+    if isinstance(e, ValueError) and 'BuilderConfig' in msg and 'not found' in msg:
+        return ITTError(f"{what}: the source has no such config ({msg})")
+    if isinstance(e, (ConnectionError, TimeoutError, OSError)) or any(w in msg.lower() for w in ('offline', 'connect', 'resolve')):
+        return hub_error(what, e)
+    return None
+
 # %% ../nbs/11_load.ipynb #5f70731e
 def _hub_split(t:TaskSpec, split:str) -> list:
     s = t.hub_splits[split]
@@ -599,10 +618,9 @@ def _hub_rows(t:TaskSpec, split:str, lang:str) -> list:
     rows = []
     for s in _hub_split(t, split):
         try: ds = datasets.load_dataset(hid, cfg, split=s)
-        except (ConnectionError, TimeoutError, OSError) as e: raise hub_error(what, e) from None
         except Exception as e:
-            if 'offline' in str(e).lower() or 'connect' in str(e).lower() or 'resolve' in str(e).lower(): raise hub_error(what, e) from None
-            raise
+            if (err := hub_load_error(f"{hid}{'/' + cfg if cfg else ''} ({s})", e)) is None: raise
+            raise err from None
         rows += from_hub(t, ds, lang)
     return rows
 

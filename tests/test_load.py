@@ -1,6 +1,6 @@
 """Loaders: every original-format reader on the real files (and the shipped fixtures), the hub column mapping,
 every user error, and the counts `itt-xling tasks --data-dir` reports."""
-import json, os
+import json, os, re
 import pytest
 from datasets import Dataset, ClassLabel, Features, Sequence, Value
 from itt_xling.core import ITTError
@@ -284,3 +284,24 @@ def test_cli_data_dir_one_task(data_dir, capsys):
     out = capsys.readouterr().out
     assert out.startswith('udpos: ') and 'ud/UD_English-EWT/en_ewt-ud-train.conllu' in out
     assert not any(l.startswith('xnli') for l in out.splitlines())
+
+
+def test_hub_load_errors_are_named(tmp_path):
+    "Real `load_dataset` failures (a loading script, a split or config the source lacks, offline) and a missing/gated id: one line each, saying which."
+    import datasets, pandas as pd
+    from datasets.exceptions import DatasetNotFoundError
+    from itt_xling.load import hub_load_error
+    def raised(*args, **kw):
+        try: datasets.load_dataset(*args, **kw)
+        except Exception as e: return e
+        raise AssertionError(f'load_dataset{args} did not fail')
+    (tmp_path/'script').mkdir(); (tmp_path/'script'/'script.py').write_text('import datasets\n')
+    (tmp_path/'pq').mkdir(); pd.DataFrame({'a': [1, 2]}).to_parquet(tmp_path/'pq'/'train-00000.parquet')
+    for e, pattern in [(raised(str(tmp_path/'script'), split='train'), r'^src: the source is a loading script'),
+                       (raised(str(tmp_path/'pq'), split='validation'), r"^src: the source has no such split \(Should be one of \['train'\]\)"),
+                       (raised(str(tmp_path/'pq'), 'xx', split='train'), r"^src: the source has no such config \(BuilderConfig 'xx' not found"),
+                       (raised('no-such-user/no-such-dataset', split='train'), r'^cannot load src from the Hugging Face hub: the hub is offline'),
+                       (DatasetNotFoundError("Dataset 'a/b' doesn't exist on the Hub or cannot be accessed."), r'^src: not found on the Hugging Face hub, or gated')]:
+        err = hub_load_error('src', e)
+        assert err is not None and re.search(pattern, str(err)) and '\n' not in str(err), (type(e), str(err))
+    assert hub_load_error('src', KeyError('x')) is None
