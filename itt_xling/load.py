@@ -296,7 +296,8 @@ def _csqa(task, src, i, r, n, text=False):
     return _mc(task, src, i, r.get('id', n), '', _get(r, 'question', src, i), ch['text'], ch['label'].index(key))
 
 def _hellaswag(task, src, i, r, n, text=False):
-    return _mc(task, src, i, r.get('ind', n), _get(r, 'ctx', src, i), r.get('activity_label', ''), _get(r, 'endings', src, i),
+    "As jiant's HellaSwag task (the paper's): `ctx_a` is the context, and each choice is `ctx_b + ' ' + ending` (`features.choice_pairs`)."
+    return _mc(task, src, i, r.get('ind', n), _get(r, 'ctx_a', src, i), _get(r, 'ctx_b', src, i), _get(r, 'endings', src, i),
                _index(_get(r, 'label', src, i), src, i, 4, text))
 
 def _cosmos(task, src, i, r, n, text=False):
@@ -582,7 +583,7 @@ def load_split(task, # task name or `TaskSpec`
 def _rows(t, split, lang, data_dir):
     return read_local(t, split, lang, data_dir) if data_dir is not None else _hub_rows(t, split, lang)
 
-# %% ../nbs/11_load.ipynb #b4927af2
+# %% ../nbs/11_load.ipynb #3cde2ae1
 def hub_load_error(what:str, # the source, as `id/config (split)`
                    e:Exception, # what `datasets.load_dataset` raised
                   ) -> ITTError|None:

@@ -232,7 +232,7 @@ _INTERMEDIATE = _INTERMEDIATE_CLASSIFICATION + [
     _T('cosmosqa', 'multiple_choice', 'intermediate', 'accuracy', description='Cosmos QA', n_choices=4,
        hub=(('allenai/cosmos_qa', None, None),), hub_splits=_TV, fmt='cosmos_csv',
        files={'train': ('cosmos_qa/train.csv',), 'validation': ('cosmos_qa/valid.csv',)}),
-    _T('hellaswag', 'multiple_choice', 'intermediate', 'accuracy', description='HellaSwag', n_choices=4,
+    _T('hellaswag', 'multiple_choice', 'intermediate', 'accuracy', description="HellaSwag (as jiant: ctx_a, then ctx_b + ' ' + ending)", n_choices=4,
        hub=(('Rowan/hellaswag', None, None),), hub_splits=_TV, fmt='hellaswag_jsonl',
        files={'train': ('hellaswag/hellaswag_train.jsonl',), 'validation': ('hellaswag/hellaswag_val.jsonl',)}),
     _T('siqa', 'multiple_choice', 'intermediate', 'accuracy', description='Social IQa', n_choices=3,

@@ -134,6 +134,10 @@ def test_fixture_details():
     assert all(i.startswith('swahili-') for i in load_split('tydiqa', 'validation', 'sw', data_dir=FIXTURES)['id'])
     h = load_split('hellaswag', 'train', data_dir=FIXTURES)[1]
     assert h['choices'][h['label']] == 'rides down the hill, braking gently.'
+    # the scored pairs are jiant's HellaSwag input (the paper's): (ctx_a, ctx_b + ' ' + ending)
+    from itt_xling.features import choice_pairs
+    raw = json.loads((FIXTURES/'hellaswag'/'hellaswag_train.jsonl').read_text().splitlines()[1])
+    assert choice_pairs(h['context'], h['question'], h['choices']) == [(raw['ctx_a'], raw['ctx_b'] + ' ' + e) for e in raw['endings']]
     m = load_split('mewslix', 'test', 'en', data_dir=FIXTURES)[1]
     assert (m['query'], m['target_id'], m['context']) == ('Seine', 'Q1471', 'The Seine rose by two metres.')
 
@@ -253,8 +257,8 @@ def test_from_hub_mappings():
     assert from_hub('siqa', Dataset.from_dict({'context': ['c'], 'question': ['q'], 'answerA': ['a'], 'answerB': ['b'], 'answerC': ['x'], 'label': ['3']}))[0]['label'] == 2
     cs = Dataset.from_list([{'id': 'q1', 'question': 'q', 'question_concept': 'c', 'choices': {'label': list('ABCDE'), 'text': list('vwxyz')}, 'answerKey': 'D'}])
     assert from_hub('commonsenseqa', cs)[0]['label'] == 3
-    hs = Dataset.from_list([{'ind': 4, 'activity_label': 'a', 'ctx': 'c', 'endings': ['1', '2', '3', '4'], 'label': '2'}])
-    assert from_hub('hellaswag', hs)[0] == dict(id='4', context='c', question='a', choices=['1', '2', '3', '4'], label=2)
+    hs = Dataset.from_list([{'ind': 4, 'activity_label': 'a', 'ctx_a': 'c.', 'ctx_b': 'she', 'ctx': 'c. she', 'endings': ['1', '2', '3', '4'], 'label': '2'}])
+    assert from_hub('hellaswag', hs)[0] == dict(id='4', context='c.', question='she', choices=['1', '2', '3', '4'], label=2)
     cp = Dataset.from_list([{'premise': 'p', 'choice1': 'a', 'choice2': 'b', 'question': 'effect', 'idx': 9, 'label': 1}])
     assert from_hub('xcopa', cp, 'sw')[0] == dict(id='9', context='p', question='effect', choices=['a', 'b'], label=1)
     qa = Dataset.from_list([{'id': 'english-1', 'title': '', 'context': 'ab', 'question': 'q', 'answers': {'text': ['b'], 'answer_start': [1]}},
