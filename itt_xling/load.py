@@ -612,13 +612,13 @@ def _hub_rows(t:TaskSpec, split:str, lang:str) -> list:
     src = t.hub_source(lang)
     if src is None or split not in t.hub_splits:
         raise ITTError(f"{t.name} ({lang}, {split}) has no hub source; pass --data-dir with the original files ({', '.join(file_patterns(t, split, lang)) or 'none known'})")
-    hid, cfg = src
+    hid, cfg, kw = src
     what = f"{hid}{'/' + cfg if cfg else ''} ({split})"
     if hub_offline(): raise hub_error(what)
     import datasets
     rows = []
     for s in _hub_split(t, split):
-        try: ds = datasets.load_dataset(hid, cfg, split=s)
+        try: ds = datasets.load_dataset(hid, cfg, split=s, **kw)
         except Exception as e:
             if (err := hub_load_error(f"{hid}{'/' + cfg if cfg else ''} ({s})", e)) is None: raise
             raise err from None
@@ -648,9 +648,11 @@ def from_hub(task, ds, lang:str='en') -> list:
             rows.append(dict(id=str(n), tokens=list(r['tokens']), tags=[names[x] if names and isinstance(x, int) else x for x in r[col]]))
         elif t.kind == 'span_qa':
             if t.name == 'tydiqa' and not r['id'].startswith(LANGS[lang].name.lower() + '-'): continue
-            a = r['answers']
+            a = r['answers']                       # offsets checked as in the files: the text at its answer_start
+            q = dict(is_impossible=t.name == 'squad_v2' and not a['text'], answers=[dict(text=x, answer_start=y) for x, y in zip(a['text'], a['answer_start'])])
+            ans = _answers(src, r['context'], q, f"row {n} (id {r['id']})")
             rows.append(dict(id=r['id'], context=r['context'], question=r['question'],
-                             answers={'text': list(a['text']), 'answer_start': [int(x) for x in a['answer_start']]}))
+                             answers={'text': [x['text'] for x in ans], 'answer_start': [int(x['answer_start']) for x in ans]}))
         elif t.kind == 'multiple_choice':
             if t.fmt == 'copa_jsonl': rows.append(_copa(t, src, n, r, n, text=True))
             elif t.fmt == 'siqa_jsonl': rows.append(_siqa(t, src, n, r, n))
@@ -714,8 +716,8 @@ def task_card(task) -> str:
         ls = BENCHMARKS[b]['langs'][t.name]
         out.append(f'  {b} ({g}, {"/".join(BENCHMARKS[b]["metrics"][t.name])}): {len(ls)} languages: {" ".join(ls)}')
     if not t.benchmarks: out.append(f'  languages: {" ".join(t.langs)}')
-    for hid, cfg, ls in t.hub:
-        out.append(f'  hub: {hid}{" config " + cfg if cfg else ""}{" (for " + str(len(ls)) + " languages)" if ls else ""}; splits {t.hub_splits}')
+    for hid, cfg, ls, *kw in t.hub:
+        out.append(f'  hub: {hid}{" config " + cfg if cfg else ""}{" " + str(kw[0]) if kw else ""}{" (for " + str(len(ls)) + " languages)" if ls else ""}; splits {t.hub_splits}')
     if not t.hub: out.append('  hub: none (local files only)')
     out.append(f'  local format {t.fmt}; files:')
     out += [f'    {s}: {" ; ".join(p)}' for s, p in t.files.items()]

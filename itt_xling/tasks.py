@@ -150,7 +150,7 @@ class TaskSpec:
     n_choices:int|None = None   # multiple choice: number of choices
     train_source:str|None = None # zero-shot targets: the English task they are trained on
     eval_split:str = 'validation' # the split a benchmark scores (or the one a study evaluates on)
-    hub:tuple = ()              # ((dataset id, config pattern, langs or None), ...)
+    hub:tuple = ()              # ((dataset id, config pattern, langs or None[, load_dataset keywords]), ...)
     hub_splits:dict = field(default_factory=dict) # package split -> hub split name
     fmt:str|None = None         # original file format (picks the local reader)
     files:dict = field(default_factory=dict) # split -> tuple of file patterns under the data dir
@@ -174,8 +174,9 @@ class TaskSpec:
         return tuple(s for s in SPLITS if s in self.hub_splits or s in self.files)
 
     def hub_source(self, lang:str='en'):
-        "The `(dataset id, config)` that holds `lang`, or None."
-        return next(((hid, fill_pattern(cfg, lang) if cfg else None) for hid, cfg, langs in self.hub if langs is None or lang in langs), None)
+        "The `(dataset id, config, load_dataset keywords)` that holds `lang`, or None."
+        return next(((hid, fill_pattern(cfg, lang) if cfg else None, dict(kw[0]) if kw else {})
+                     for hid, cfg, langs, *kw in self.hub if langs is None or lang in langs), None)
 
 # %% ../nbs/10_tasks.ipynb #4dee43d6
 NLI = ('entailment', 'neutral', 'contradiction')
@@ -230,13 +231,13 @@ _INTERMEDIATE = _INTERMEDIATE_CLASSIFICATION + [
        hub=(('tau/commonsense_qa', None, None),), hub_splits=_TV, fmt='csqa_jsonl',
        files={'train': ('commonsense_qa/train_rand_split.jsonl',), 'validation': ('commonsense_qa/dev_rand_split.jsonl',)}),
     _T('cosmosqa', 'multiple_choice', 'intermediate', 'accuracy', description='Cosmos QA', n_choices=4,
-       hub=(('allenai/cosmos_qa', None, None),), hub_splits=_TV, fmt='cosmos_csv',
+       hub=(), hub_splits={}, fmt='cosmos_csv',   # allenai/cosmos_qa is a loading script only: local files
        files={'train': ('cosmos_qa/train.csv',), 'validation': ('cosmos_qa/valid.csv',)}),
     _T('hellaswag', 'multiple_choice', 'intermediate', 'accuracy', description="HellaSwag (as jiant: ctx_a, then ctx_b + ' ' + ending)", n_choices=4,
-       hub=(('Rowan/hellaswag', None, None),), hub_splits=_TV, fmt='hellaswag_jsonl',
+       hub=(('Rowan/hellaswag', None, None, {'revision': 'refs/convert/parquet'}),), hub_splits=_TV, fmt='hellaswag_jsonl',
        files={'train': ('hellaswag/hellaswag_train.jsonl',), 'validation': ('hellaswag/hellaswag_val.jsonl',)}),
     _T('siqa', 'multiple_choice', 'intermediate', 'accuracy', description='Social IQa', n_choices=3,
-       hub=(('allenai/social_i_qa', None, None),), hub_splits=_TV, fmt='siqa_jsonl',
+       hub=(('lighteval/siqa', None, None),), hub_splits=_TV, fmt='siqa_jsonl',
        files={'train': ('social_iqa/socialIQa_v1.4_trn.jsonl',), 'validation': ('social_iqa/socialIQa_v1.4_dev.jsonl',),
               'test': ('social_iqa/socialIQa_v1.4_tst.jsonl',)}),
     _T('copa', 'multiple_choice', 'intermediate', 'accuracy', description='Choice of Plausible Alternatives (English COPA)', n_choices=2,
@@ -264,7 +265,7 @@ _TARGETS = [
        hub=(('google/xquad', 'xquad.{lang}', None),), hub_splits={'validation': 'validation'}, fmt='squad_json',
        files={'validation': ('xquad/xquad.{lang}.json',)}),
     _T('mlqa', 'span_qa', 'target', 'f1', description='Multilingual QA (context and question in the same language)', train_source='squad_v1', eval_split='test',
-       hub=(('facebook/mlqa', 'mlqa.{lang}.{lang}', None),), hub_splits={'validation': 'validation', 'test': 'test'}, fmt='squad_json',
+       hub=(('google/xtreme', 'MLQA.{lang}.{lang}', None),), hub_splits={'validation': 'validation', 'test': 'test'}, fmt='squad_json',
        files={'validation': ('mlqa/dev-context-{lang}-question-{lang}.json',), 'test': ('mlqa/test-context-{lang}-question-{lang}.json',)}),
     _T('tydiqa', 'span_qa', 'target', 'f1', description='TyDiQA gold passage', train_source='tydiqa',
        hub=(('google-research-datasets/tydiqa', 'secondary_task', None),), hub_splits=_TV, fmt='squad_json',

@@ -309,3 +309,25 @@ def test_hub_load_errors_are_named(tmp_path):
         err = hub_load_error('src', e)
         assert err is not None and re.search(pattern, str(err)) and '\n' not in str(err), (type(e), str(err))
     assert hub_load_error('src', KeyError('x')) is None
+
+
+def test_hub_sources_that_load_today():
+    "Sources with data files (datasets 4+ refuses loading scripts), with a load_dataset keyword slot; cosmos_qa has none on the hub."
+    from itt_xling.tasks import get_task
+    assert get_task('siqa').hub_source() == ('lighteval/siqa', None, {})
+    assert get_task('mlqa').hub_source('de') == ('google/xtreme', 'MLQA.de.de', {})
+    assert get_task('hellaswag').hub_source() == ('Rowan/hellaswag', None, {'revision': 'refs/convert/parquet'})
+    assert get_task('cosmosqa').hub_source() is None
+
+
+def test_hub_qa_offsets_are_checked():
+    "A hub QA row whose answer is not at its answer_start is refused, naming the row; SQuAD v2.0's unanswerable questions pass."
+    from datasets import Dataset
+    from itt_xling.core import ITTError
+    from itt_xling.load import from_hub
+    row = lambda s, text=('Paris',): dict(id='q1', title='t', context='The tower is in Paris.', question='Where?', answers={'text': list(text), 'answer_start': [s] * len(text)})
+    assert from_hub('xquad', Dataset.from_list([row(16)]))[0]['answers'] == {'text': ['Paris'], 'answer_start': [16]}
+    with pytest.raises(ITTError, match=r"row 0 \(id q1\): answer 'Paris' is not at answer_start 15 of its context"):
+        from_hub('xquad', Dataset.from_list([row(15)]))
+    assert from_hub('squad_v2', Dataset.from_list([row(0, text=())]))[0]['answers'] == {'text': [], 'answer_start': []}
+    with pytest.raises(ITTError, match='a question without an answer'): from_hub('squad_v1', Dataset.from_list([row(0, text=())]))

@@ -79,13 +79,13 @@ def test_task_langs():
 
 
 def test_hub_sources_fill_the_language_table():
-    assert TASKS['udpos'].hub_source('de') == ('google/xtreme', 'udpos.German')
+    assert TASKS['udpos'].hub_source('de') == ('google/xtreme', 'udpos.German', {})
     assert TASKS['udpos'].hub_source('wo') is None  # no google/xtreme config: local files only
-    assert TASKS['panx'].hub_source('de') == ('google/xtreme', 'PAN-X.de')
-    assert TASKS['panx'].hub_source('qu') == ('unimelb-nlp/wikiann', 'qu')
-    assert TASKS['tatoeba'].hub_source('sw') == ('mteb/tatoeba-bitext-mining', 'swh-eng')
-    assert TASKS['mlqa'].hub_source('de') == ('facebook/mlqa', 'mlqa.de.de')
-    assert TASKS['xnli'].hub_source('fr') == ('facebook/xnli', 'fr')
+    assert TASKS['panx'].hub_source('de') == ('google/xtreme', 'PAN-X.de', {})
+    assert TASKS['panx'].hub_source('qu') == ('unimelb-nlp/wikiann', 'qu', {})
+    assert TASKS['tatoeba'].hub_source('sw') == ('mteb/tatoeba-bitext-mining', 'swh-eng', {})
+    assert TASKS['mlqa'].hub_source('de') == ('google/xtreme', 'MLQA.de.de', {})
+    assert TASKS['xnli'].hub_source('fr') == ('facebook/xnli', 'fr', {})
     assert TASKS['ccg'].hub_source('en') is None
 
 
