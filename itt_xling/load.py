@@ -613,14 +613,14 @@ def _hub_rows(t:TaskSpec, split:str, lang:str) -> list:
     if src is None or split not in t.hub_splits:
         raise ITTError(f"{t.name} ({lang}, {split}) has no hub source; pass --data-dir with the original files ({', '.join(file_patterns(t, split, lang)) or 'none known'})")
     hid, cfg, kw = src
-    what = f"{hid}{'/' + cfg if cfg else ''} ({split})"
-    if hub_offline(): raise hub_error(what)
+    name = f"{hid}{'/' + cfg if cfg else ''}"
+    if hub_offline(): raise hub_error(f"{name} ({split})")
     import datasets
     rows = []
     for s in _hub_split(t, split):
         try: ds = datasets.load_dataset(hid, cfg, split=s, **kw)
         except Exception as e:
-            if (err := hub_load_error(f"{hid}{'/' + cfg if cfg else ''} ({s})", e)) is None: raise
+            if (err := hub_load_error(f"{name} ({s})", e)) is None: raise
             raise err from None
         rows += from_hub(t, ds, lang)
     return rows

@@ -44,7 +44,8 @@ def encode_sentences(model, # a transformers encoder (any head; its hidden state
                     ) -> np.ndarray:
     "L2-normalised mean of `hidden_states[layer]` over non-padding tokens: one float32 row per text."
     import torch
-    texts = [input_prefix(model, prefix) + str(t) for t in texts]
+    pre = input_prefix(model, prefix)
+    texts = [pre + str(t) for t in texts]
     uniq = list(dict.fromkeys(texts))
     if not uniq: return np.zeros((0, model.config.hidden_size), dtype=np.float32)
     layer = default_layer(model) if layer is None else layer

@@ -13,15 +13,19 @@ from .stages import check_stage, read_hash
 from .plans import load_plan, expand, stages_of, run_stages, with_options, describe, summary, plan_parser
 
 # %% auto #0
-__all__ = ['PENDING', 'RUNNING', 'STATES', 'slurm_params', 'read_jobs', 'record_job', 'slurm_jobs', 'job_logs', 'last_log_line',
-           'classify', 'stage_states', 'format_states', 'sweep_job', 'submit_slurm', 'failures', 'follow', 'sweep',
-           'cli_sweep']
+__all__ = ['PENDING', 'RUNNING', 'STATES', 'job_procs', 'slurm_params', 'read_jobs', 'record_job', 'slurm_jobs', 'job_logs',
+           'last_log_line', 'classify', 'stage_states', 'format_states', 'sweep_job', 'submit_slurm', 'failures',
+           'follow', 'sweep', 'cli_sweep']
 
 # %% ../nbs/62_sweep.ipynb #813fe0b6
+def job_procs(gpus:int=1, procs:int|None=None) -> int:
+    "Training processes per job: `procs`, or one per GPU (one for a CPU job)."
+    return max(1, gpus) if procs is None else procs
+
 def slurm_params(gpus:int=1, partition:str|None=None, slurm_args:dict|None=None, after:str|None=None, procs:int|None=None) -> dict:
     "submitit parameters of one Slurm job: `gpus` per node (0: a CPU job, no GPU asked), `procs` training processes (CPUs per task), partition, extra sbatch options, and the job it waits for."
     if gpus < 0: raise ITTError(f"--gpus must be 0 or more, not {gpus}")
-    procs = max(1, gpus) if procs is None else procs
+    procs = job_procs(gpus, procs)
     if procs < 1 or gpus and procs != gpus: raise ITTError(f"--procs must be 1 or more (one process per GPU: {gpus or 'any'}), not {procs}")
     extra = dict(slurm_args or {})
     if after: extra.update({'dependency': f'afterok:{after}', 'kill-on-invalid-dep': 'yes'})
@@ -146,7 +150,7 @@ def submit_slurm(plan, out, ex, params:dict|None=None, force:bool=False, log=pri
                 if r['queued']: subprocess.run(['scancel', r['job']], capture_output=True)   # it would never run
                 dep = None if st is head else after
                 ex.update_parameters(**slurm_params(after=dep, **(params or {})))
-                job = ex.submit(sweep_job, [st], out, force, (params or {}).get('procs') or max(1, (params or {}).get('gpus', 1))); new.append(job); jid = job.job_id
+                job = ex.submit(sweep_job, [st], out, force, job_procs((params or {}).get('gpus', 1), (params or {}).get('procs'))); new.append(job); jid = job.job_id
                 record_job(out, st.id, jid, dep)
                 log(f"job {jid}: {st.id}" + (f" (after job {dep})" if dep else ''))
             if st is head: after = jid
