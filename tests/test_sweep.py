@@ -160,6 +160,7 @@ max_eval_examples: 32
 train: {epochs: 1, lr: 1.0e-3, batch_size: 16, max_length: 64}
 """
 
+@pytest.mark.slow   # 85 s; two processes against one are checked in CI by tests/test_distributed.py (torchrun, gloo)
 def test_two_process_jobs_equal_one_process(slurm, data_dir, tmp_path, capsys):
     "`--procs 2`: each job launches two training processes (torchrun's launcher, gloo on CPU) in one task; same rows as `itt-xling run`."
     plan, out, ref = tmp_path/'two.yaml', tmp_path/'sweep', tmp_path/'run'
