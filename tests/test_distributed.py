@@ -33,10 +33,18 @@ sys.exit(main())
 def env(tmp_path):
     return dict(os.environ, OMP_NUM_THREADS='1', TQDM_DISABLE='1', ITT_AUDIT=str(tmp_path/'writes.log'))
 
-def run(tmp_path, data_dir, out, procs:int, extra=(), wait=True):
+def launcher(procs:int, via:str='torchrun') -> list:
+    "The command that starts `procs` processes: torchrun, or accelerate's launcher (its multi-GPU launcher is torch's elastic agent, gloo where there is no GPU)."
+    exe = lambda name: shutil.which(name, path=str(Path(sys.executable).parent)) or name
+    if procs == 1: return [sys.executable]
+    if via == 'accelerate':
+        return [exe('accelerate'), 'launch', '--multi_gpu', '--num_processes', str(procs), '--num_machines', '1',
+                '--mixed_precision', 'no', '--dynamo_backend', 'no', '--main_process_port', '0']
+    return [exe('torchrun'), '--nproc_per_node', str(procs)]
+
+def run(tmp_path, data_dir, out, procs:int, extra=(), wait=True, via='torchrun'):
     (tmp_path/'plan.yaml').write_text(PLAN); (tmp_path/'audit.py').write_text(AUDIT)
-    launcher = [shutil.which('torchrun', path=str(Path(sys.executable).parent)) or 'torchrun', '--nproc_per_node', str(procs)] if procs > 1 else [sys.executable]
-    cmd = launcher + [str(tmp_path/'audit.py'), 'run', str(tmp_path/'plan.yaml'), '--out', str(out), '--data-dir', str(data_dir), *extra]
+    cmd = launcher(procs, via) + [str(tmp_path/'audit.py'), 'run', str(tmp_path/'plan.yaml'), '--out', str(out), '--data-dir', str(data_dir), *extra]
     if not wait: return subprocess.Popen(cmd, env=env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     r = subprocess.run(cmd, env=env(tmp_path), capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -54,10 +62,12 @@ def single(tmp_path_factory, data_dir):
     run(tmp, data_dir, tmp/'out', 1)
     return tmp/'out'
 
-def test_two_processes_match_one(tmp_path, data_dir, single):
-    "torchrun with 2 gloo processes: the same result rows as one process, each file written by one process only."
+@pytest.mark.parametrize('via', ['torchrun', 'accelerate'])
+def test_two_processes_match_one(tmp_path, data_dir, single, via):
+    "torchrun or `accelerate launch` with 2 gloo processes: the same result rows as one process, each file written by one process only."
     out = tmp_path/'out'
-    run(tmp_path, data_dir, out, 2)
+    run(tmp_path, data_dir, out, 2, via=via)
+    assert {json.loads(f.read_text())['train']['processes'] for f in out.glob('*/metrics.json')} == {2}   # really two processes
     assert rows(out) == rows(single)
     # the ranks see the batches one process sees (length groups of the global batch); dropout masks are drawn per
     # process, so losses agree to within dropout noise, not bit for bit
