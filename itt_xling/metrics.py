@@ -228,6 +228,7 @@ def aggregate(rows, # tidy rows: DataFrame or list of dicts with task|target, la
     missing = {tcol, 'lang', 'metric', 'value'} - set(df.columns)
     if missing: raise ITTError(f"aggregate: rows lack column(s) {', '.join(sorted(missing))}; expected task (or target), lang, metric, value")
     task2langs, groups, task2metrics = _bench(benchmark)
+    overall = BENCHMARKS[str(benchmark).lower()]['overall']
     by = [c for c in (AGG_BY if by is None else by) if c in df.columns]
     out = []
     for key, g in (df.groupby(by, dropna=False, sort=False) if by else [((), df)]):
@@ -243,7 +244,7 @@ def aggregate(rows, # tidy rows: DataFrame or list of dicts with task|target, la
             if all(t in scores for t in gtasks):
                 out.append({**ident, 'level': 'group', 'name': group, 'value': sum(scores[t] for t in gtasks) / len(gtasks),
                             'n_langs': None, 'complete': all(complete[t] for t in gtasks)})
-        if all(t in scores for t in task2langs):
-            out.append({**ident, 'level': 'overall', 'name': str(benchmark).lower(), 'value': sum(scores.values()) / len(scores),
+        if overall and all(t in scores for t in task2langs):
+            out.append({**ident, 'level': 'overall', 'name': overall, 'value': sum(scores.values()) / len(scores),
                         'n_langs': None, 'complete': all(complete.values())})
     return pd.DataFrame(out, columns=[*by, 'level', 'name', 'value', 'n_langs', 'complete'])
