@@ -12,7 +12,7 @@ from .tasks import BENCHMARKS, get_task
 # %% auto #0
 __all__ = ['MLQA_ARTICLES', 'MLQA_MIXED_SEGMENTATION', 'METRICS', 'AGG_BY', 'accuracy', 'seqeval_f1', 'token_accuracy',
            'squad_normalize', 'answer_texts', 'squad_em_f1', 'mlqa_normalize', 'mlqa_em_f1', 'bucc_f1',
-           'average_precision_at_k', 'map_at_k', 'metric_name', 'compute_metrics', 'aggregate']
+           'average_precision_at_k', 'map_at_k', 'metric_name', 'compute_metrics', 'metric_script', 'aggregate']
 
 # %% ../nbs/40_metrics.ipynb #8de926a5
 def accuracy(preds, # predicted labels
@@ -198,6 +198,13 @@ def compute_metrics(task, # task name or `TaskSpec`
     out = METRICS[m](list(preds), list(golds), lang)
     if m == 'seqeval' and _plain_tags(t): out.update(token_accuracy(preds, golds))
     return out
+
+# %% ../nbs/40_metrics.ipynb #f153de0b
+def metric_script() -> str:
+    "Path of the package's Hugging Face `evaluate` metric script: `evaluate.load(metric_script(), task)` computes `compute_metrics(task, ...)`."
+    from importlib.resources import files
+    return str(files('itt_xling')/'data'/'xtreme_metric.py')
+
 
 # %% ../nbs/40_metrics.ipynb #da2d507c
 def _bench(benchmark) -> tuple[dict, dict, dict]:

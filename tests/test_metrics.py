@@ -174,3 +174,11 @@ def test_aggregate_groups_by_system_and_checks_columns():
     assert agg.set_index('intermediate').value.to_dict() == {'none': 70.0, 'mnli': 75.0}
     with pytest.raises(ITTError, match='lack column'): aggregate([dict(task='xnli', lang='de', value=1.0)])
     with pytest.raises(ITTError, match='unknown benchmark'): aggregate(rows, 'xtrem')
+
+
+def test_hf_evaluate_module_computes_compute_metrics():
+    "The shipped `evaluate` metric script, loaded offline by path with a task name, gives exactly compute_metrics."
+    import evaluate
+    from itt_xling.metrics import metric_script
+    for task, p, g, kw in [('tatoeba', [3, 4, 7], [3, 5, 7], {}), ('mlqa', ['den Vertrag', None], [['Vertrag'], ['x']], {'lang': 'de'})]:
+        assert evaluate.load(metric_script(), task).compute(predictions=p, references=g, **kw) == compute_metrics(task, p, g, **kw), task
