@@ -299,6 +299,8 @@ def test_bucc_eval_scores_against_the_complete_gold(tiny):
     rb = bucc_eval(model, tok, data_dir=FIXTURES, split='validation', preds=p)
     n_gold = sum(1 for l in (FIXTURES/'bucc2018/de-en/de-en.sample.gold').read_text().splitlines() if l.strip())
     assert {r['n'] for r in rb} == {n_gold} and sum(r['gold'] is not None for r in p['de']) == n_gold
+    with pytest.warns(UserWarning, match="no test files, so the threshold is tuned on validation's own gold"):
+        assert bucc_eval(model, tok, data_dir=FIXTURES, dev_split='test', split='validation') == rb     # no dev split: tuned on the scored split
 
 
 def test_lareqa_ranking_and_ties_follow_the_official_rule():
