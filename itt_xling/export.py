@@ -166,8 +166,9 @@ def export_run(run, # run output folder or stage folder
     run_root = Path(run) if (Path(run)/'results.csv').is_file() or not (Path(run)/'predictions').is_dir() else Path(run).parent
     files, skipped, recs = [], [], {}
     for (task, lang), (sp, path) in sorted(found.items()):
-        if task not in langs_of or lang not in langs_of[task]:
-            skipped.append(dict(task=task, lang=lang, split=sp, why=f'not in {benchmark}')); continue
+        why = f'not in {benchmark}' if task not in langs_of or lang not in langs_of[task] else BENCHMARKS[benchmark]['unscored'].get(task)
+        if why:
+            skipped.append(dict(task=task, lang=lang, split=sp, why=why)); continue
         r = read_predictions(path, task)
         recs[(task, lang)] = r
         st = path.parent.parent.name

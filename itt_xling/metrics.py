@@ -12,7 +12,7 @@ from .tasks import BENCHMARKS, get_task
 # %% auto #0
 __all__ = ['MLQA_ARTICLES', 'MLQA_MIXED_SEGMENTATION', 'METRICS', 'AGG_BY', 'accuracy', 'seqeval_f1', 'token_accuracy',
            'squad_normalize', 'answer_texts', 'squad_em_f1', 'mlqa_normalize', 'mlqa_em_f1', 'bucc_f1',
-           'average_precision_at_k', 'map_at_k', 'metric_name', 'compute_metrics', 'aggregate']
+           'average_precision_at_k', 'map_at_k', 'metric_name', 'compute_metrics', 'metric_script', 'aggregate']
 
 # %% ../nbs/40_metrics.ipynb #8de926a5
 def accuracy(preds, # predicted labels
@@ -199,6 +199,13 @@ def compute_metrics(task, # task name or `TaskSpec`
     if m == 'seqeval' and _plain_tags(t): out.update(token_accuracy(preds, golds))
     return out
 
+# %% ../nbs/40_metrics.ipynb #f153de0b
+def metric_script() -> str:
+    "Path of the package's Hugging Face `evaluate` metric script: `evaluate.load(metric_script(), task)` computes `compute_metrics(task, ...)`."
+    from importlib.resources import files
+    return str(files('itt_xling')/'data'/'xtreme_metric.py')
+
+
 # %% ../nbs/40_metrics.ipynb #da2d507c
 def _bench(benchmark) -> tuple[dict, dict, dict]:
     "The benchmark's task -> languages, group -> tasks and task -> metrics tables from the registry."
@@ -228,6 +235,7 @@ def aggregate(rows, # tidy rows: DataFrame or list of dicts with task|target, la
     missing = {tcol, 'lang', 'metric', 'value'} - set(df.columns)
     if missing: raise ITTError(f"aggregate: rows lack column(s) {', '.join(sorted(missing))}; expected task (or target), lang, metric, value")
     task2langs, groups, task2metrics = _bench(benchmark)
+    overall = BENCHMARKS[str(benchmark).lower()]['overall']
     by = [c for c in (AGG_BY if by is None else by) if c in df.columns]
     out = []
     for key, g in (df.groupby(by, dropna=False, sort=False) if by else [((), df)]):
@@ -243,7 +251,7 @@ def aggregate(rows, # tidy rows: DataFrame or list of dicts with task|target, la
             if all(t in scores for t in gtasks):
                 out.append({**ident, 'level': 'group', 'name': group, 'value': sum(scores[t] for t in gtasks) / len(gtasks),
                             'n_langs': None, 'complete': all(complete[t] for t in gtasks)})
-        if all(t in scores for t in task2langs):
-            out.append({**ident, 'level': 'overall', 'name': str(benchmark).lower(), 'value': sum(scores.values()) / len(scores),
+        if overall and all(t in scores for t in task2langs):
+            out.append({**ident, 'level': 'overall', 'name': overall, 'value': sum(scores.values()) / len(scores),
                         'n_langs': None, 'complete': all(complete.values())})
     return pd.DataFrame(out, columns=[*by, 'level', 'name', 'value', 'n_langs', 'complete'])

@@ -4,8 +4,10 @@
 
 # %% ../nbs/41_retrieval.ipynb #273aa63b
 from __future__ import annotations
+import warnings
+from collections import Counter
 import numpy as np
-from .core import ITTError, find_data_dir, progress
+from .core import ITTError, find_data_dir, progress, read_text
 from .tasks import get_task
 from .load import load_split, load_candidates, local_files
 from .metrics import accuracy, bucc_f1, map_at_k
@@ -13,8 +15,8 @@ from .encoders import mean_pool
 
 # %% auto #0
 __all__ = ['RETRIEVERS', 'bare_encoder', 'default_layer', 'input_prefix', 'encode_sentences', 'knn', 'tatoeba_predict',
-           'tatoeba_eval', 'bucc_candidates', 'bucc_threshold', 'bucc_extract', 'bucc_eval', 'rank_candidates',
-           'map_eval', 'bible_eval']
+           'tatoeba_order', 'tatoeba_eval', 'bucc_candidates', 'bucc_text_candidates', 'bucc_threshold', 'bucc_extract',
+           'bucc_eval', 'rank_candidates', 'rank_pool', 'map_eval', 'bible_eval']
 
 # %% ../nbs/41_retrieval.ipynb #fb50725a
 def bare_encoder(model):
@@ -34,9 +36,15 @@ def input_prefix(model, kind:str|None) -> str:
     if kind is not None and kind not in ('query', 'passage'): raise ITTError(f"input prefix kind {kind!r} unknown: use 'query', 'passage' or None")
     return known.get(kind, '') if kind else ''
 
+def _token_ids(tokenizer, items:list, max_length:int) -> list:
+    "Token ids of texts, or of (sentence, context) pairs, each pair one input."
+    if items and isinstance(items[0], tuple):
+        return tokenizer([a for a, _ in items], [b for _, b in items], truncation=True, max_length=max_length)['input_ids']
+    return tokenizer(items, truncation=True, max_length=max_length)['input_ids']
+
 def encode_sentences(model, # a transformers encoder (any head; its hidden states are used)
                      tokenizer, # its tokenizer
-                     texts, # sentences to encode
+                     texts, # sentences to encode (or (sentence, context) pairs, each encoded as one input pair)
                      layer:int|None=None, # index into `hidden_states` (default: `default_layer(model)`; -1 = last)
                      batch_size:int=64, # sentences per forward pass
                      max_length:int=512, # longest tokenized input kept
@@ -45,14 +53,14 @@ def encode_sentences(model, # a transformers encoder (any head; its hidden state
     "L2-normalised mean of `hidden_states[layer]` over non-padding tokens: one float32 row per text."
     import torch
     pre = input_prefix(model, prefix)
-    texts = [pre + str(t) for t in texts]
+    texts = [(pre + str(t[0]), str(t[1])) if isinstance(t, tuple) else pre + str(t) for t in texts]
     uniq = list(dict.fromkeys(texts))
     if not uniq: return np.zeros((0, model.config.hidden_size), dtype=np.float32)
     layer = default_layer(model) if layer is None else layer
     n_states = model.config.num_hidden_layers + 1
     if not -n_states <= layer < n_states: raise ITTError(f"layer={layer} is out of range: the model has hidden states 0..{n_states - 1}")
     limit = tokenizer.model_max_length if 0 < (tokenizer.model_max_length or 0) < 100_000 else max_length
-    ids = tokenizer(uniq, truncation=True, max_length=min(max_length, limit))['input_ids']
+    ids = _token_ids(tokenizer, uniq, min(max_length, limit))
     order = sorted(range(len(uniq)), key=lambda i: -len(ids[i]))
     out = np.zeros((len(uniq), model.config.hidden_size), dtype=np.float32)
     device = next(model.parameters()).device
@@ -113,11 +121,15 @@ def knn(queries, # (n, d) float array
     return sims, inds
 
 # %% ../nbs/41_retrieval.ipynb #44671635
-def tatoeba_predict(src, # (n, d) normalised encodings of the non-English side
-                    tgt, # (n, d) normalised encodings of the English side, line-aligned
+def tatoeba_predict(src, # (n, d) normalised encodings of the sentences searched for
+                    tgt, # (n, d) normalised encodings of the sentences searched among, line-aligned
                    ) -> np.ndarray:
-    "For each source sentence, the index of its nearest target sentence."
+    "For each `src` sentence, the index of its nearest `tgt` sentence."
     return knn(src, tgt, 1)[1][:, 0]
+
+def tatoeba_order(english) -> list[int]:
+    "The line order of XTREME's Tatoeba files: the English sentences sorted by their stripped text (a stable sort)."
+    return sorted(range(len(english)), key=lambda i: str(english[i]).strip())
 
 def _lang_rows(task, lang, split, metrics:dict, n:int) -> list[dict]:
     return [dict(task=task, lang=lang, split=split, metric=m, value=float(v), n=int(n)) for m, v in metrics.items()]
@@ -130,10 +142,10 @@ def tatoeba_eval(model, # encoder
                  layer:int|None=None, # hidden-state layer (default: `default_layer(model)`)
                  batch_size:int=64, # sentences per forward pass
                  limit:int|None=None, # only the first `limit` pairs per language (quick checks)
-                 preds:dict|None=None, # if given, filled with lang -> [{id, pred, gold}] (xx→en)
+                 preds:dict|None=None, # if given, filled with lang -> [{id, pred, gold}] (en→xx, in the submission's line order)
                  prefixes:bool=True, # e5 models: both sides as queries (e5's advice for symmetric tasks such as bitext mining)
                 ) -> list[dict]:
-    "Tatoeba accuracy xx→en (`accuracy`) and en→xx (`accuracy_en_xx`) per language, as tidy rows (0-100)."
+    "Tatoeba accuracy en→xx (`accuracy`, XTREME's official direction) and xx→en (`accuracy_xx_en`) per language, as tidy rows (0-100)."
     data_dir = _data(data_dir)
     langs = list(langs) if langs is not None else _local_langs('tatoeba', split, data_dir)
     rows = []
@@ -141,12 +153,12 @@ def tatoeba_eval(model, # encoder
         ds = load_split('tatoeba', split, lang=lang, data_dir=data_dir)
         if limit: ds = ds.select(range(min(limit, len(ds))))
         kind = 'query' if prefixes else None
-        src = encode_sentences(model, tokenizer, ds['source'], layer=layer, batch_size=batch_size, prefix=kind)
-        tgt = encode_sentences(model, tokenizer, ds['target'], layer=layer, batch_size=batch_size, prefix=kind)
+        xx = encode_sentences(model, tokenizer, ds['source'], layer=layer, batch_size=batch_size, prefix=kind)
+        en = encode_sentences(model, tokenizer, ds['target'], layer=layer, batch_size=batch_size, prefix=kind)
         gold = np.arange(len(ds))
-        fwd, bwd = tatoeba_predict(src, tgt), tatoeba_predict(tgt, src)
-        rows += _lang_rows('tatoeba', lang, split, {'accuracy': 100 * (fwd == gold).mean(), 'accuracy_en_xx': 100 * (bwd == gold).mean()}, len(ds))
-        if preds is not None: preds[lang] = [dict(id=i, pred=int(p), gold=int(g)) for i, p, g in zip(ds['id'], fwd, gold)]
+        en_xx, xx_en = tatoeba_predict(en, xx), tatoeba_predict(xx, en)
+        rows += _lang_rows('tatoeba', lang, split, {'accuracy': 100 * (en_xx == gold).mean(), 'accuracy_xx_en': 100 * (xx_en == gold).mean()}, len(ds))
+        if preds is not None: preds[lang] = [dict(id=ds['id'][i], pred=int(en_xx[i]), gold=i) for i in tatoeba_order(ds['target'])]
     return rows
 
 def _data(data_dir):
@@ -166,7 +178,7 @@ def bucc_candidates(x, # (n, d) normalised source encodings
                     trg_ids, # m target sentence ids
                     k:int=4, # neighbourhood for the margin
                    ) -> dict[tuple[str, str], float]:
-    "Mined (src_id, trg_id) -> ratio-margin score, by forward and backward best candidates taken greedily ('max' retrieval)."
+    "Mined (src_id, trg_id) -> ratio-margin score, best first: forward and backward best candidates taken greedily, each row once ('max' retrieval), scores above 0."
     x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
     fs, fi = knn(x, y, min(k, len(y))); bs, bi = knn(y, x, min(k, len(x)))
     fmean, bmean = fs.mean(1), bs.mean(1)
@@ -178,11 +190,30 @@ def bucc_candidates(x, # (n, d) normalised source encodings
     pairs = np.concatenate([np.stack([np.arange(len(x)), fbest], 1), np.stack([bbest, np.arange(len(y))], 1)])
     scores = np.concatenate([fsc.max(1), bsc.max(1)])
     out, seen_s, seen_t = {}, set(), set()
-    for i in np.argsort(-scores, kind='stable'):
+    for i in np.argsort(-scores):  # numpy's default sort, as XTREME's mining
         s, t = pairs[i]
         if s in seen_s or t in seen_t: continue
         seen_s.add(s); seen_t.add(t)
-        out[(str(src_ids[s]), str(trg_ids[t]))] = float(scores[i])
+        if scores[i] > 0: out[(str(src_ids[s]), str(trg_ids[t]))] = float(scores[i])
+    return out
+
+def _sent2id(side) -> dict:
+    "Stripped sentence -> id for the sentences of `side` ([(id, text)]) whose stripped text occurs once there."
+    n = Counter(str(t).strip() for _, t in side)
+    return {str(t).strip(): str(i) for i, t in side if n[str(t).strip()] == 1}
+
+def bucc_text_candidates(src, # [(id, sentence)] of the source side
+                         trg, # [(id, sentence)] of the target side
+                         encode, # texts -> (n, d) normalised encodings
+                         k:int=4, # neighbourhood for the margin
+                        ) -> dict[tuple[str, str], float]:
+    "XTREME's BUCC candidates: each distinct line encoded and mined once, mapped back to ids only where its stripped text occurs once on its side."
+    s_txt, t_txt = (list(dict.fromkeys(t for _, t in side)) for side in (src, trg))
+    s_id, t_id = _sent2id(src), _sent2id(trg)
+    out = {}
+    for (i, j), sc in bucc_candidates(encode(s_txt), encode(t_txt), range(len(s_txt)), range(len(t_txt)), k).items():
+        a, b = s_txt[int(i)].strip(), t_txt[int(j)].strip()
+        if a in s_id and b in t_id: out[(s_id[a], t_id[b])] = max(sc, out.get((s_id[a], t_id[b]), sc))
     return out
 
 # %% ../nbs/41_retrieval.ipynb #79282f06
@@ -207,13 +238,18 @@ def bucc_extract(cands:dict, threshold:float) -> list[tuple[str, str]]:
 
 # %% ../nbs/41_retrieval.ipynb #3f30947c
 def _bucc_side(task, split, lang, data_dir):
+    "Source and target sentences [(id, text)] of one split, and its complete gold pairs (src_id, trg_id), as the scorer reads them."
     c = load_candidates(task, split, lang, data_dir=data_dir)
     side = {s: [(i, t) for i, t, sd in zip(c['id'], c['text'], c['side']) if sd == s] for s in ('source', 'target')}
-    by_text = {}
-    for i, t in side['target']: by_text.setdefault(t, []).append(i)
-    g = load_split(task, split, lang=lang, data_dir=data_dir)
-    gold = [(s, by_text[t][0]) for s, t in zip(g['id'], g['target']) if len(by_text.get(t, ())) == 1]  # repeated sentences are ambiguous: dropped, as in XTREME
-    return side['source'], side['target'], gold
+    load_split(task, split, lang=lang, data_dir=data_dir)                # checks the gold file, which keeps the ids
+    gold = [tuple(l.split('\t')[:2]) for f in local_files(task, split, lang, data_dir) for l in read_text(f).splitlines() if l.strip()]
+    return side['source'], side['target'], [(s.strip(), t.strip()) for s, t in gold]
+
+def _tuning_split(dev_split, split, lang, data_dir) -> str:
+    "The split whose gold chooses the threshold: `dev_split`, or `split` itself (with a warning) when there is no local `dev_split`."
+    if dev_split == split or local_files('bucc2018', dev_split, lang, data_dir): return dev_split
+    warnings.warn(f"bucc2018 {lang}: no {dev_split} files, so the threshold is tuned on {split}'s own gold (an optimistic F1)")
+    return split
 
 def bucc_eval(model, # encoder
               tokenizer, # its tokenizer
@@ -222,28 +258,28 @@ def bucc_eval(model, # encoder
               layer:int|None=None, # hidden-state layer
               batch_size:int=64, # sentences per forward pass
               k:int=4, # margin neighbourhood
-              dev_split:str='validation', # split whose gold pairs choose the threshold
+              dev_split:str='validation', # split whose gold pairs choose the threshold (`split` itself when absent)
               split:str='test', # split scored with that threshold
               preds:dict|None=None, # if given, filled with lang -> [{id: source id, pred: mined target id or None, gold: gold target id or None}]
               prefixes:bool=True, # e5 models: both sides as queries (a symmetric task)
              ) -> list[dict]:
-    "BUCC 2018 F1 / precision / recall on `split`, with the threshold that maximises F1 on `dev_split`."
+    "BUCC 2018 F1 / precision / recall on `split` against its complete gold, with the threshold that maximises F1 on `dev_split`."
     data_dir = _data(data_dir)
     langs = list(langs) if langs is not None else _local_langs('bucc2018', split, data_dir)
+    enc = lambda texts: encode_sentences(model, tokenizer, texts, layer=layer, batch_size=batch_size, prefix='query' if prefixes else None)
     rows = []
     for lang in progress(langs, 'bucc2018: encode and mine', unit='lang'):
-        mined = {}
-        for sp in dict.fromkeys((dev_split, split)):
+        tune, mined = _tuning_split(dev_split, split, lang, data_dir), {}
+        for sp in dict.fromkeys((tune, split)):
             src, trg, gold = _bucc_side('bucc2018', sp, lang, data_dir)
-            enc = lambda side: encode_sentences(model, tokenizer, [t for _, t in side], layer=layer, batch_size=batch_size, prefix='query' if prefixes else None)
-            mined[sp] = (bucc_candidates(enc(src), enc(trg), [i for i, _ in src], [i for i, _ in trg], k=k), gold, src)
-        th = bucc_threshold(*mined[dev_split][:2])
+            mined[sp] = (bucc_text_candidates(src, trg, enc, k=k), gold, src)
+        th = bucc_threshold(*mined[tune][:2])
         cands, gold, src = mined[split]
         found = bucc_extract(cands, th)
         rows += _lang_rows('bucc2018', lang, split, {**bucc_f1(found, gold), 'threshold': th}, len(gold))
         if preds is not None:
             p, g = dict(found), dict(gold)
-            preds[lang] = [dict(id=s, pred=p.get(s), gold=g.get(s)) for s, _ in src if s in p or s in g]
+            preds[lang] = [dict(id=str(s), pred=p.get(str(s)), gold=g.get(str(s))) for s, _ in src if str(s) in p or str(s) in g]
     return rows
 
 # %% ../nbs/41_retrieval.ipynb #1e772920
@@ -254,10 +290,25 @@ def rank_candidates(queries, # (n, d) normalised query encodings
     "Indices of the `k` best candidates per query, best first."
     return knn(queries, cands, k)[1]
 
+def rank_pool(queries, # (n, d) query encodings
+              cands, # (m, d) candidate encodings: the whole pool
+              k:int=20, # how many to keep
+             ) -> np.ndarray:
+    "The `k` best candidates per query as XTREME-R's LAReQA scorer ranks them: one float32 dot product of the query with the pool, `argsort()[::-1]` (ties fall where numpy puts them)."
+    c = np.asarray(cands, np.float32)
+    return np.array([np.expand_dims(q, 0).dot(c.T).reshape(-1).argsort()[::-1][:k] for q in np.asarray(queries, np.float32)], np.int64).reshape(-1, min(k, len(c)))
+
 def _queries(task, ds) -> list[str]:
     "Query strings: the question (LAReQA); the mention, then its sentence (Mewsli-X, as its baseline does)."
     if task == 'mewslix' and 'context' in ds.column_names: return [f'{q}: {c}' for q, c in zip(ds['query'], ds['context'])]
     return list(ds['query'])
+
+def _candidate_inputs(task, ids, texts, qs) -> list:
+    "What each candidate is encoded from: LAReQA, its sentence with its paragraph as a text pair (as XTREME-R encodes it); otherwise its text."
+    if task != 'lareqa': return texts
+    par = lambda cid: str(cid).rsplit('.', 1)[0]          # candidate ids are <lang>:<article>.<paragraph>.<sentence>
+    ctx = {par(t): c for ds in qs.values() for t, c in zip(ds['target_id'], ds['context'])}
+    return [(t, ctx.get(par(i), '')) for i, t in zip(ids, texts)]
 
 # %% ../nbs/41_retrieval.ipynb #b3a9595f
 def map_eval(model, # encoder
@@ -285,10 +336,10 @@ def map_eval(model, # encoder
     relevant = {}
     for ds in qs.values():
         for qid, tid in zip(ds['id'], ds['target_id']): relevant.setdefault(str(qid), set()).add(str(tid))
-    c_emb = encode_sentences(model, tokenizer, texts, layer=layer, batch_size=batch_size, prefix='passage' if prefixes else None)
-    rows = []
+    c_emb = encode_sentences(model, tokenizer, _candidate_inputs(task, ids, texts, qs), layer=layer, batch_size=batch_size, prefix='passage' if prefixes else None)
+    rank, rows = rank_pool if task == 'lareqa' else rank_candidates, []
     for l, ds in progress(qs.items(), f'{task}: encode and rank', total=len(qs), unit='lang'):
-        top = rank_candidates(encode_sentences(model, tokenizer, _queries(task, ds), layer=layer, batch_size=batch_size, prefix='query' if prefixes else None), c_emb, k)
+        top = rank(encode_sentences(model, tokenizer, _queries(task, ds), layer=layer, batch_size=batch_size, prefix='query' if prefixes else None), c_emb, k)
         ranked = [[ids[j] for j in r] for r in top]
         gold = [sorted(relevant[str(q)]) for q in ds['id']]
         rows += _lang_rows(task, l, split, map_at_k(ranked, gold, k), len(ds))

@@ -49,14 +49,19 @@ BENCHMARKS = {
         'langs': _XTREME_LANGS,
         'metrics': {'pawsx': ('accuracy',), 'xnli': ('accuracy',), 'panx': ('f1',), 'udpos': ('f1',),
                     'bucc2018': ('f1',), 'tatoeba': ('accuracy',), 'xquad': _QA, 'mlqa': _QA, 'tydiqa': _QA},
+        'overall': 'all_task',   # the scorer's overall score: mean of every task, shown when all are present
+        'unscored': {},
     },
     'xtreme-r': {
         'groups': {'classification': ['xnli', 'xcopa'], 'tagging': ['udpos', 'panx'],
-                   'qa': ['xquad', 'mlqa', 'tydiqa'], 'retrieval': ['tatoeba', 'mewslix', 'lareqa']},
+                   'qa': ['xquad', 'mlqa', 'tydiqa'], 'retrieval': ['tatoeba', 'mewslix'], 'multi_choice': ['xcopa']},
         'langs': _XTREME_R_LANGS,
         'metrics': {'xnli': ('accuracy',), 'xcopa': ('accuracy',), 'udpos': ('f1',), 'panx': ('f1',),
                     'xquad': _QA, 'mlqa': _QA, 'tydiqa': _QA, 'tatoeba': ('accuracy',),
                     'mewslix': ('map@20',), 'lareqa': ('map@20',)},
+        'overall': None,         # the XTREME-R scorer reports groups only
+        'unscored': {'lareqa': "the official XTREME-R scorer lists no LAReQA languages ('lareqa': []), so a lareqa/ folder "
+                               "makes it fail (KeyError 'avg_metric'); LAReQA is evaluated and reported here, outside the groups"},
     },
 }
 
@@ -165,8 +170,8 @@ class TaskSpec:
 
     @property
     def benchmarks(self) -> dict:
-        "`{benchmark: group}` for the benchmarks the task belongs to."
-        return {b: g for b, d in BENCHMARKS.items() for g, ts in d['groups'].items() if self.name in ts}
+        "`{benchmark: group}` for the benchmarks that list the task (groups joined by '+'; 'no group' where the scorer puts it in none)."
+        return {b: '+'.join(g for g, ts in d['groups'].items() if self.name in ts) or 'no group' for b, d in BENCHMARKS.items() if self.name in d['langs']}
 
     @property
     def splits(self) -> tuple:

@@ -103,6 +103,39 @@ def official_score(task, pred_file, gold_file, lang):
         return {'map@20': 100 * sum(aps) / len(aps)}
     raise KeyError(task)
 
+GROUPS = {'xtreme': {'classification': ['pawsx', 'xnli'], 'tagging': ['udpos', 'panx'], 'qa': ['xquad', 'mlqa', 'tydiqa'],
+                      'retrieval': ['bucc2018', 'tatoeba']},
+          'xtreme-r': {'classification': ['xnli', 'xcopa'], 'tagging': ['udpos', 'panx'], 'qa': ['xquad', 'mlqa', 'tydiqa'],
+                       'retrieval': ['tatoeba', 'mewslix'], 'multi_choice': ['xcopa']}}
+TASKS_OF = {'xtreme': ['pawsx', 'xnli', 'panx', 'udpos', 'bucc2018', 'tatoeba', 'xquad', 'mlqa', 'tydiqa'],
+            'xtreme-r': ['xnli', 'xcopa', 'udpos', 'panx', 'xquad', 'mlqa', 'tydiqa', 'tatoeba', 'mewslix', 'lareqa']}
+SUFFIX = {'xquad': 'json', 'mlqa': 'json', 'tydiqa': 'json', 'mewslix': 'json', 'lareqa': 'json', 'xcopa': 'jsonl'}
+
+def official_evaluate(pred_dir, gold_dir, bench):
+    """The scorer's evaluate(): per task folder present on both sides, the mean of each metric over its languages
+    (here: the languages exported, where the scorer reads every language of its list), avg_metric = QA (EM + F1) / 2,
+    else F1, else accuracy (else mAP@20 for Mewsli-X); groups when all their tasks are present; all_task for XTREME only.
+    XTREME-R lists LAReQA with no languages, so a lareqa folder gets no avg_metric and the report fails on it."""
+    langs_of = {t: sorted(f.name[5:].rsplit('.', 1)[0] for f in (Path(gold_dir)/t).glob('test-*')) for t in TASKS_OF[bench]}
+    if bench == 'xtreme-r': langs_of['lareqa'] = []
+    detailed = {}
+    for task, langs in langs_of.items():
+        if not ((Path(pred_dir)/task).is_dir() and (Path(gold_dir)/task).is_dir()): continue
+        per = {}
+        for lg in langs:
+            f = f'{task}/test-{lg}.{SUFFIX.get(task, "tsv")}'
+            for m, v in official_score(task, Path(pred_dir)/f, Path(gold_dir)/f, lg).items(): per.setdefault(m, []).append(v)
+        sc = {f'avg_{m}': sum(v) / len(v) for m, v in per.items()}
+        if task in GROUPS[bench]['qa']: sc['avg_metric'] = (sc['avg_exact_match'] + sc['avg_f1']) / 2
+        else:
+            for m in ('avg_f1', 'avg_accuracy', 'avg_map@20'):
+                if m in sc: sc['avg_metric'] = sc[m]; break
+        detailed[task] = sc
+    for task, sc in detailed.items(): sc['avg_metric']          # the report prints every task's avg_metric
+    out = {g: sum(detailed[t]['avg_metric'] for t in ts) / len(ts) for g, ts in GROUPS[bench].items() if set(ts) <= set(detailed)}
+    if bench == 'xtreme' and set(TASKS_OF[bench]) == set(detailed): out['all_task'] = sum(d['avg_metric'] for d in detailed.values()) / len(detailed)
+    return out, detailed
+
 # ---- a fake run with real labels where the data folder has them ----
 
 def _recs(ids, preds, golds): return [dict(id=str(i), pred=p, gold=g) for i, p, g in zip(ids, preds, golds)]
@@ -171,7 +204,7 @@ def test_official_rules_on_export_reproduce_our_numbers(run, tmp_path, bench, ca
             checked += 1
         per_task.setdefault(task, []).append(got)
     expected = {'xtreme': {'pawsx', 'xnli', 'udpos', 'panx', 'xquad', 'mlqa', 'tatoeba', 'bucc2018'},
-                'xtreme-r': {'xnli', 'udpos', 'panx', 'xquad', 'mlqa', 'tatoeba', 'xcopa', 'mewslix', 'lareqa'}}[bench]
+                'xtreme-r': {'xnli', 'udpos', 'panx', 'xquad', 'mlqa', 'tatoeba', 'xcopa', 'mewslix'}}[bench]
     assert set(per_task) == expected and checked >= 2 * len(expected)
     # the scorer's task average (QA: mean of avg EM and avg F1) equals our aggregate over the same languages
     agg = aggregate(ours, bench).query("level == 'task'").set_index('name').value
@@ -180,7 +213,26 @@ def test_official_rules_on_export_reproduce_our_numbers(run, tmp_path, bench, ca
         main = (avg['exact_match'] + avg['f1']) / 2 if 'exact_match' in avg else avg.get('f1', avg.get('accuracy', avg.get('map@20')))
         assert abs(main - agg[task]) < 1e-6, task
     skipped = {s['task'] for s in man['skipped']}
-    assert skipped == ({'xcopa', 'mewslix', 'lareqa'} if bench == 'xtreme' else {'pawsx', 'bucc2018'})
+    assert skipped == ({'xcopa', 'mewslix', 'lareqa'} if bench == 'xtreme' else {'pawsx', 'bucc2018', 'lareqa'})
+    if bench == 'xtreme-r':
+        why = next(s['why'] for s in man['skipped'] if s['task'] == 'lareqa')
+        assert "'lareqa': []" in why and not (pred/'lareqa').exists()
+    # the scorer's groups over the exported folders equal our aggregate's groups
+    groups, detailed = official_evaluate(pred, gold, bench)
+    ours_g = aggregate(ours, bench, by=[]).query("level != 'task'").set_index('name').value.to_dict()   # one system (the fake run mixes splits)
+    assert set(groups) == set(ours_g) and groups, (groups, ours_g)
+    for g, v in groups.items(): assert abs(v - ours_g[g]) < 1e-9, g
+    for task, d in detailed.items(): assert abs(d['avg_metric'] - agg[task]) < 1e-9, task
+
+
+def test_a_lareqa_folder_breaks_the_xtreme_r_scorer(run, tmp_path):
+    "Why the XTREME-R export leaves LAReQA out: the scorer lists no LAReQA languages, so its folder has no avg_metric."
+    pred, gold = tmp_path/'pred', tmp_path/'gold'
+    export_run(run, pred, gold, benchmark='xtreme-r')
+    recs = read_predictions(run/'xtreme-base'/'predictions'/'lareqa.ar.validation.jsonl', 'lareqa')
+    for d, which in ((pred, 'pred'), (gold, 'gold')):
+        (d/'lareqa').mkdir(); (d/'lareqa'/'test-ar.json').write_text(render('lareqa', recs, which))
+    with pytest.raises(KeyError, match='avg_metric'): official_evaluate(pred, gold, 'xtreme-r')
 
 
 def test_manifest_records_real_split_and_gold_layout(run, tmp_path):

@@ -140,7 +140,7 @@ def test_groups_only_when_complete_in_both_benchmarks():
     xr = aggregate(base, 'xtreme-r')    # XTREME-R's classification group is XNLI + XCOPA; PAWS-X is not in XTREME-R
     assert xr.query("level == 'group'").empty and 'pawsx' not in set(xr.name)
     xr = aggregate(base + [dict(task='xcopa', lang='et', metric='accuracy', value=60.0)], 'xtreme-r')
-    assert xr.query("level == 'group'").set_index('name').value.to_dict() == {'classification': 65.0}
+    assert xr.query("level == 'group'").set_index('name').value.to_dict() == {'classification': 65.0, 'multi_choice': 60.0}
     qa = _qa('xquad', 'de', 40, 60) + _qa('mlqa', 'de', 50, 70)
     assert aggregate(qa, 'xtreme').query("level == 'group'").empty       # tydiqa missing
     g = aggregate(qa + _qa('tydiqa', 'fi', 60, 80), 'xtreme').query("level == 'group'").set_index('name').value
@@ -149,14 +149,21 @@ def test_groups_only_when_complete_in_both_benchmarks():
 
 @pytest.mark.parametrize('bench', ['xtreme', 'xtreme-r'])
 def test_overall_needs_every_task(bench):
+    "XTREME: all_task, the mean of every task, only when all are present; XTREME-R: no overall score (as the official scorer)."
     b = BENCHMARKS[bench]
     rows = [dict(task=t, lang=l, metric=m, value=float(10 + i)) for i, t in enumerate(b['langs'])
             for l in b['langs'][t] for m in b['metrics'][t]]
     agg = aggregate(rows, bench)
     overall = agg.query("level == 'overall'")
-    assert len(overall) == 1 and overall.complete.item()
-    assert overall.value.item() == pytest.approx(sum(10 + i for i in range(len(b['langs']))) / len(b['langs']))
     assert set(agg.query("level == 'group'").name) == set(b['groups'])
+    if bench == 'xtreme-r':
+        assert overall.empty and 'lareqa' in set(agg.query("level == 'task'").name)
+        groups = agg.query("level == 'group'").set_index('name').value
+        idx = {t: 10 + i for i, t in enumerate(b['langs'])}
+        assert groups['multi_choice'] == idx['xcopa'] and groups['retrieval'] == pytest.approx((idx['tatoeba'] + idx['mewslix']) / 2)
+        return
+    assert len(overall) == 1 and overall.complete.item() and overall.name.item() == 'all_task'
+    assert overall.value.item() == pytest.approx(sum(10 + i for i in range(len(b['langs']))) / len(b['langs']))
     last = list(b['langs'])[-1]
     assert aggregate([r for r in rows if r['task'] != last], bench).query("level == 'overall'").empty
 
@@ -167,3 +174,11 @@ def test_aggregate_groups_by_system_and_checks_columns():
     assert agg.set_index('intermediate').value.to_dict() == {'none': 70.0, 'mnli': 75.0}
     with pytest.raises(ITTError, match='lack column'): aggregate([dict(task='xnli', lang='de', value=1.0)])
     with pytest.raises(ITTError, match='unknown benchmark'): aggregate(rows, 'xtrem')
+
+
+def test_hf_evaluate_module_computes_compute_metrics():
+    "The shipped `evaluate` metric script, loaded offline by path with a task name, gives exactly compute_metrics."
+    import evaluate
+    from itt_xling.metrics import metric_script
+    for task, p, g, kw in [('tatoeba', [3, 4, 7], [3, 5, 7], {}), ('mlqa', ['den Vertrag', None], [['Vertrag'], ['x']], {'lang': 'de'})]:
+        assert evaluate.load(metric_script(), task).compute(predictions=p, references=g, **kw) == compute_metrics(task, p, g, **kw), task

@@ -41,7 +41,9 @@ def test_benchmark_tables_match_the_scorer():
     x, r = BENCHMARKS['xtreme'], BENCHMARKS['xtreme-r']
     assert x['groups'] == {'classification': ['pawsx', 'xnli'], 'tagging': ['udpos', 'panx'],
                            'qa': ['xquad', 'mlqa', 'tydiqa'], 'retrieval': ['bucc2018', 'tatoeba']}
-    assert r['groups']['classification'] == ['xnli', 'xcopa'] and r['groups']['retrieval'] == ['tatoeba', 'mewslix', 'lareqa']
+    assert r['groups']['classification'] == ['xnli', 'xcopa'] and r['groups']['retrieval'] == ['tatoeba', 'mewslix']
+    assert r['groups']['multi_choice'] == ['xcopa'] and (x['overall'], r['overall']) == ('all_task', None)
+    assert set(r['unscored']) == {'lareqa'} and 'lareqa' in r['langs']     # evaluated, outside the official groups
     assert ' '.join(x['langs']['xnli']) == 'ar bg de el en es fr hi ru sw th tr ur vi zh'
     assert [len(x['langs'][t]) for t in ('pawsx', 'panx', 'udpos', 'bucc2018', 'tatoeba', 'xquad', 'mlqa', 'tydiqa')] == [7, 40, 33, 4, 36, 11, 7, 9]
     assert r['langs']['udpos'][-5:] == ('lt', 'pl', 'uk', 'wo', 'ro')
