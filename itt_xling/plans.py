@@ -28,8 +28,8 @@ __all__ = ['TARGET_EPOCHS', 'PRESETS_DIR', 'BASELINE', 'TRAIN_EXAMPLES', 'EVAL_E
            'PADDING', 'STAGE_OVERHEAD_S', 'Intermediate', 'Plan', 'paper_settings', 'stage_settings', 'Where',
            'plan_from_dict', 'check_targets', 'check_intermediates', 'check_langs', 'check_windows', 'check_plan',
            'check_translations', 'presets', 'load_plan', 'chain_of', 'expand', 'stages_of', 'model_params',
-           'stage_cost', 'estimate_cost', 'selection_notes', 'describe', 'with_options', 'run_stages', 'preflight',
-           'run_plan', 'summary', 'plan_parser', 'cli_run']
+           'stage_cost', 'estimate_cost', 'selection_notes', 'translation_notes', 'describe', 'with_options',
+           'run_stages', 'preflight', 'run_plan', 'summary', 'plan_parser', 'cli_run']
 
 # %% ../nbs/61_plans.ipynb #9c7609af
 @dataclass(frozen=True)
@@ -322,6 +322,10 @@ def selection_notes(stages, data_dir=None) -> list[str]:
             lines.append(f"no dev set for {s.id}: {why}; it keeps its last checkpoint")
     return lines
 
+def translation_notes(stages) -> list[str]:
+    "The dry run's lines on translate-train: per stage that adds translated data, the task and its languages."
+    return [f"{s.id} adds translated {t} in {' '.join(ls)}" for s in stages for t, ls in s.recipe.translate_train.items() if t in s.tasks and ls]
+
 # %% ../nbs/61_plans.ipynb #33cda848
 def describe(plan) -> str:
     "The expanded grid of a plan, one line per stage, with its cost estimate."
@@ -339,7 +343,7 @@ def describe(plan) -> str:
             tr = '+'.join(s.tasks) + (' (dev by item)' if s.recipe.train_on_dev else '') if s.tasks else '-'
             lines.append(f"{s.id:<34} {tr:<28} {(s.parent or 'pretrained'):<22} {(s.optim.epochs if s.tasks else 0):>6g} "
                          f"{k['examples']:>9,} {' '.join(s.evals):<18} {k['gpu_hours']:>7.2f}")
-    lines += selection_notes([s for c in chains for s in c], plan.output.data_dir)
+    lines += selection_notes([s for c in chains for s in c], plan.output.data_dir) + translation_notes([s for c in chains for s in c])
     cost = estimate_cost(plan)
     lines.append(f"{cost['stages']} stages ({cost['gpu_runs']} training runs) in {cost['chains']} chains; "
                  f"estimated {cost['gpu_hours']:,.1f} GPU-hours (A100 bf16 at {MFU:.0%} of peak, 6N FLOPs per training token)")

@@ -214,6 +214,8 @@ class MLMSpec(Settings):
     split: str = setting('test', 'split of `source` read', choices=('train', 'validation', 'test'))
     langs: tuple[str, ...] = setting((), 'languages of `source` (default: all found)')
     files: tuple[str, ...] = setting((), 'text files, one sentence per line')
+    hub: str|None = setting(None, "hub dataset 'ID:CONFIG' ({lang} in CONFIG), e.g. 'wikimedia/wikipedia:20231101.{lang}': its train split streamed; needs langs and max_examples")
+    column: str = setting('text', 'text column of the hub source (each of its lines a sentence)')
     max_examples: int|None = setting(None, 'sentences kept at most', ge=1)
     probability: float = setting(0.15, 'share of tokens masked', gt=0, lt=1)
 
