@@ -298,6 +298,7 @@ def stage_cost(st:Stage) -> dict:
     for t in st.tasks:
         n = TRAIN_EXAMPLES.get(t, EVAL_EXAMPLES.get(t, 10_000))
         if t in rec.train_on_dev: n = int(EVAL_EXAMPLES.get(t, n) * rec.dev_fraction)
+        n *= 1 + len(rec.translate_train.get(t, ()))      # each translation about as large as the English set
         if st.scope.max_train_examples: n = min(n, st.scope.max_train_examples)
         n_train += n; train_tok += n * st.optim.epochs * TOKENS.get(t, 100)
     eval_tok = sum(min(EVAL_EXAMPLES.get(t, 1_000), st.scope.max_eval_examples or 10**9) * TOKENS.get(t, 100) *

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['item_hash', 'in_train_share', 'cap_examples', 'by_item', 'load_stage_data', 'held_out', 'dev_data', 'dev_or_none',
-           'selection_of', 'dev_missing', 'selection_dev']
+           'selection_of', 'dev_missing', 'selection_record', 'selection_dev']
 
 # %% ../nbs/30_recipe.ipynb #84ee0588
 import hashlib
@@ -84,6 +84,11 @@ def dev_missing(task:str, data_dir=None, split:str='validation') -> str|None:
     if data_dir is None:
         return None if split in t.hub_splits and t.hub_source('en') else f"{task} has no English {split} split on the hub"
     return None if local_files(task, split, 'en', data_dir) else f"no {' or '.join(file_patterns(task, split, 'en')) or task + ' ' + split + ' file'} in {data_dir}"
+
+def selection_record(stage:Stage, data_dir=None) -> dict|None:
+    "`selection_of(stage)` as a stage's config records it, with `missing` (why) where the dev set is not there."
+    sel = selection_of(stage)
+    return {**sel, 'missing': why} if sel and (why := dev_missing(sel['task'], data_dir, sel['split'])) else sel
 
 def selection_dev(stage:Stage, data_dir=None):
     "The dev set of `selection_of(stage)`, or None (the stage keeps its last checkpoint; a missing dev set is warned about)."
