@@ -155,7 +155,7 @@ class Optim(Settings):
     warmup_ratio: float = setting(0.1, 'fraction of steps with linear warm-up', ge=0, lt=1)
     weight_decay: float = setting(0.0, 'AdamW weight decay', ge=0)
     max_length: int = setting(256, 'maximum tokens per example (QA 384, retrieval 512)', ge=8)
-    select_best: bool = setting(True, "keep the checkpoint that is best on the English dev set")
+    select_best: bool = setting(True, "keep the checkpoint that is best on the English dev set (a target's: tasks.SELECTION)")
     early_stopping: int|None = setting(None, 'stop after this many evaluations without improvement', ge=1)
     save_steps: int|None = setting(None, 'checkpoint every this many steps (None: every epoch)', ge=1)
     group_by_length: bool = setting(True, 'batches of similar length (less padding; the paper shuffled at random)')
