@@ -8,14 +8,15 @@ import os, re, io, csv, json, glob, argparse, functools, contextlib
 from pathlib import Path
 import itt_xling
 from .core import ITTError, did_you_mean, find_data_dir, hub_offline, hub_error, read_text, DATA_DIR_HELP
-from .tasks import TASKS, LANGS, SPLITS, BENCHMARKS, TaskSpec, get_task, fill_pattern
+from .tasks import TASKS, LANGS, SPLITS, BENCHMARKS, TRANSLATIONS, TaskSpec, get_task, fill_pattern
 from .bible import BIBLE_LANGS, verse_texts
 
 # %% auto #0
 __all__ = ['READERS', 'FIXTURES', 'read_xtreme_tsv', 'read_glue_tsv', 'read_nli_jsonl', 'read_conllu', 'read_panx',
            'read_ccg_auto', 'read_squad_json', 'read_mc', 'read_tatoeba', 'read_bucc', 'read_xquad_r', 'read_mewslix',
            'read_bible_refs', 'row_error', 'file_patterns', 'local_files', 'read_local', 'load_split', 'hub_load_error',
-           'from_hub', 'load_candidates', 'registry_table', 'task_card', 'data_report', 'cli_tasks']
+           'from_hub', 'read_xnli_mt_tsv', 'load_translated', 'load_candidates', 'registry_table', 'task_card',
+           'data_report', 'cli_tasks']
 
 # %% ../nbs/11_load.ipynb #c463e4b3
 def _features(task:TaskSpec):
@@ -668,6 +669,46 @@ def from_hub(task, ds, lang:str='en') -> list:
             g = r.get('target_sentence', r.get('sentence2'))
             rows.append(dict(id=str(r.get('id', n)), source=s, target=g))
     return rows
+
+# %% ../nbs/11_load.ipynb #a0f15486
+def read_xnli_mt_tsv(src:_Src, task:TaskSpec, lang:str) -> list:
+    "XNLI-MT 1.0's translated MNLI (`multinli.train.{lang}.tsv`): a `premise<TAB>hypo<TAB>label` header, then one pair per line; id = row number."
+    lines = _lines(src)
+    if lines and lines[0][1].split('\t')[0].strip() == 'premise': lines = lines[1:]
+    rows = []
+    for n, (i, l) in enumerate(lines):
+        f = l.split('\t')
+        if len(f) != 3: raise src.err(i, f"expected 3 tab-separated fields (premise, hypo, label), found {len(f)}")
+        rows.append(dict(id=str(n), text_a=f[0], text_b=f[1], label=_label(task, f[2].strip(), src, i, {'contradictory': 'contradiction'})))
+    return rows
+
+READERS['xnli_mt_tsv'] = _checked(read_xnli_mt_tsv)
+
+def _translated_rows(t:TaskSpec, lang:str, data_dir) -> list:
+    "Rows of `t`'s translation into `lang` from the local files or the hub source of `TRANSLATIONS`."
+    tr = TRANSLATIONS[t.name]
+    if data_dir is not None:
+        root = Path(data_dir)
+        files = sorted(Path(h) for h in glob.glob(str(root/fill_pattern(tr.files, lang))))
+        if not files: raise ITTError(f"no translated {t.name} training data for {lang!r} in the data dir: looked for {fill_pattern(tr.files, lang)} ({tr.note})")
+        return [r for f in files for r in READERS[tr.fmt](_Src(f, root), t, lang)]
+    if tr.hub is None: raise ITTError(f"translated {t.name} has no hub source ({tr.note}): pass --data-dir with {fill_pattern(tr.files, lang)}")
+    hid, cfg, split = tr.hub[0], fill_pattern(tr.hub[1], lang), tr.hub[2]
+    if hub_offline(): raise hub_error(f"{hid}/{cfg} ({split})")
+    import datasets
+    try: ds = datasets.load_dataset(hid, cfg, split=split)
+    except Exception as e:
+        if (err := hub_load_error(f"{hid}/{cfg} ({split})", e)) is None: raise
+        raise err from None
+    return from_hub(t, ds, lang)
+
+def load_translated(task, lang:str, data_dir=None):
+    "Machine-translated training data of English `task` in `lang` (`tasks.TRANSLATIONS`; a task without an entry: its own `train` split in `lang`)."
+    t = get_task(task)
+    if t.name not in TRANSLATIONS: return load_split(t, 'train', lang, data_dir)
+    if lang not in TRANSLATIONS[t.name].langs:
+        raise ITTError(f"no translation of {t.name} into {lang!r}; its translate-train languages are {' '.join(TRANSLATIONS[t.name].langs)}")
+    return _dataset(t, [dict(r, id=f"{lang}:{r['id']}") for r in _translated_rows(t, lang, data_dir)])
 
 # %% ../nbs/11_load.ipynb #a9257ab9
 def load_candidates(task, # 'lareqa', 'bucc2018' or 'mewslix'

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from .core import ITTError, atomic_dir
+from .core import ITTError, atomic_dir, hub_offline, hub_error
 from .settings import Stage, MLMSpec
-from .load import load_split, local_files
-from .tasks import get_task
+from .load import load_split, local_files, hub_load_error
+from .tasks import get_task, fill_pattern
 from .models import build_model, encoder_state
 from .features import featurize, data_collator
 from .recipe import load_stage_data
@@ -21,7 +21,7 @@ from .trainer import StageTrainer, fit, freeze_embeddings, training_args, train_
 
 # %% auto #0
 __all__ = ['TEXT_COLUMNS', 'TaskSampler', 'MultiTaskData', 'TaskBatchSampler', 'multitask_collator', 'MultiTaskModel',
-           'mlm_texts', 'mlm_features', 'MultiTaskTrainer', 'multitask_parts', 'train_multitask']
+           'mlm_texts', 'mlm_features', 'mlm_hub_texts', 'MultiTaskTrainer', 'multitask_parts', 'train_multitask']
 
 # %% ../nbs/32_multitask.ipynb #a2621c65
 class TaskSampler:
@@ -93,6 +93,7 @@ class MultiTaskModel(nn.Module):
             setattr(m, m.base_model_prefix, self.encoder)
             self.heads[t] = nn.ModuleDict({n: c for n, c in m.named_children() if n != m.base_model_prefix})
             object.__setattr__(self, '_m_' + t, m); self._models[t] = m
+            if m.get_output_embeddings() is not None and getattr(m.config, 'tie_word_embeddings', False): m.tie_weights()   # an LM head's decoder is the shared encoder's embeddings
         self.config = encoder.config
 
     @property
@@ -129,7 +130,8 @@ def mlm_texts(spec:MLMSpec, data_dir=None) -> list[str]:
             for c in TEXT_COLUMNS:
                 if c in ds.column_names: texts += [x for x in ds[c] if x]
             if 'tokens' in ds.column_names: texts += [' '.join(x) for x in ds['tokens']]
-    if not texts: raise ITTError("the mlm task found no text: give mlm.source (a local parallel task) or mlm.files")
+    texts += mlm_hub_texts(spec)
+    if not texts: raise ITTError("the mlm task found no text: give mlm.source (a local parallel task), mlm.files or mlm.hub")
     n = spec.max_examples
     if n and len(texts) > n: texts = [texts[i] for i in sorted(np.random.default_rng(0).permutation(len(texts))[:n])]
     return texts
@@ -139,6 +141,33 @@ def mlm_features(texts, tokenizer, max_length:int=128):
     import datasets
     ds = datasets.Dataset.from_dict({'text': list(texts)})
     return ds.map(lambda b: tokenizer(b['text'], truncation=True, max_length=max_length), batched=True, remove_columns=['text'])
+
+# %% ../nbs/32_multitask.ipynb #186447f5
+def _stream_lines(ds, column:str, n:int) -> list[str]:
+    "The first `n` non-empty lines of the texts in `column` of a streamed dataset."
+    out = []
+    for r in ds:
+        out += [x.strip() for x in str(r[column]).split('\n') if x.strip()]
+        if len(out) >= n: break
+    return out[:n]
+
+def mlm_hub_texts(spec:MLMSpec) -> list[str]:
+    "Sentences for the masked-LM task from `spec.hub` (train split, streamed): `max_examples` shared equally by `langs`."
+    if not spec.hub: return []
+    if not spec.langs or not spec.max_examples:
+        raise ITTError(f"mlm.hub {spec.hub!r}: give mlm.langs and mlm.max_examples (the source is streamed and read only that far)")
+    hid, _, cfg = spec.hub.partition(':')
+    texts, per = [], max(1, spec.max_examples // len(spec.langs))
+    for l in spec.langs:
+        name, c = f"{hid}{'/' + fill_pattern(cfg, l) if cfg else ''} (train)", fill_pattern(cfg, l) if cfg else None
+        if hub_offline(): raise hub_error(name)
+        import datasets
+        try: ds = datasets.load_dataset(hid, c, split='train', streaming=True)
+        except Exception as e:
+            if (err := hub_load_error(name, e)) is None: raise
+            raise err from None
+        texts += _stream_lines(ds, spec.column, per)
+    return texts
 
 # %% ../nbs/32_multitask.ipynb #b08038d8
 class MultiTaskTrainer(StageTrainer):

@@ -11,13 +11,13 @@ import yaml
 import itt_xling
 from .core import ITTError, did_you_mean, find_data_dir, DATA_DIR_HELP, load_yaml, check_out, run_entry
 from .features import qa_window_error
-from .tasks import get_task, task_langs, BENCHMARKS
+from .tasks import get_task, task_langs, translated_langs, BENCHMARKS
 from .load import load_split
 from .settings import (Settings, setting, SAFE_NAME, Sampling, MLMSpec, LoraSpec, Scope, Recipe, Output, Stage,
                                 check_key, check_task_settings, build, make_stage, lora_tag)
 from .metrics import aggregate
 from .encoders import resolve_encoder
-from .recipe import load_stage_data, dev_or_none, held_out
+from .recipe import load_stage_data, dev_or_none, held_out, selection_of, dev_missing
 from .trainer import is_main, barrier
 from .stages import run_stage, stage_tokenizer
 from .rundir import merge_results, clean_partial_results
@@ -27,8 +27,9 @@ from .zero_shot import eval_split, eval_langs
 __all__ = ['TARGET_EPOCHS', 'PRESETS_DIR', 'BASELINE', 'TRAIN_EXAMPLES', 'EVAL_EXAMPLES', 'TOKENS', 'PARAMS', 'GPU_FLOPS', 'MFU',
            'PADDING', 'STAGE_OVERHEAD_S', 'Intermediate', 'Plan', 'paper_settings', 'stage_settings', 'Where',
            'plan_from_dict', 'check_targets', 'check_intermediates', 'check_langs', 'check_windows', 'check_plan',
-           'presets', 'load_plan', 'chain_of', 'expand', 'stages_of', 'model_params', 'stage_cost', 'estimate_cost',
-           'describe', 'with_options', 'run_stages', 'preflight', 'run_plan', 'summary', 'plan_parser', 'cli_run']
+           'check_translations', 'presets', 'load_plan', 'chain_of', 'expand', 'stages_of', 'model_params',
+           'stage_cost', 'estimate_cost', 'selection_notes', 'translation_notes', 'describe', 'with_options',
+           'run_stages', 'preflight', 'run_plan', 'summary', 'plan_parser', 'cli_run']
 
 # %% ../nbs/61_plans.ipynb #9c7609af
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Intermediate(Settings):
     targets: tuple[str, ...]|None = setting(None, "the targets this setting is used for (default: all the plan's)")
     sampling: Sampling = setting(None, factory=Sampling, flat=True)
     mlm: MLMSpec|None = setting(None, 'masked-LM task mixed into multi-task training (ablation)')
+    translate_train: dict[str, tuple[str, ...]]|None = setting(None, "task -> languages of machine-translated data added to this setting's intermediate stage (ablation)")
 
     def __post_init__(self):
         super().__post_init__()
@@ -165,6 +167,7 @@ def check_langs(plan:Plan, where):
             if l not in have: raise ITTError(f"{where('langs', t, j)}: {t} has no language {l!r}.{did_you_mean(l, have)} Its languages: {' '.join(have)}")
     for key in ('translate_train', 'train_on_dev'):
         for t in getattr(plan.recipe, key): _task(t, where, key, t)
+    check_translations(plan, where)
     for t in plan.overrides:
         if t not in [e.name for e in plan.intermediate]: _task(t, where, 'overrides', t)
 
@@ -187,6 +190,23 @@ def check_plan(plan:Plan, where=None) -> Plan:
     where = where or Where(f'plan {plan.name!r}')
     check_targets(plan, where); check_intermediates(plan, where); check_langs(plan, where); check_windows(plan, where)
     return plan
+
+# %% ../nbs/61_plans.ipynb #02c65004
+def _check_translated(tt:dict, where, *path):
+    "Each language of a `translate_train` mapping has translated training data (`tasks.translated_langs`)."
+    for t, ls in tt.items():
+        have = translated_langs(_task(t, where, *path, t))
+        for j, l in enumerate(ls):
+            if l not in have: raise ITTError(f"{where(*path, t, j)}: {t} has no translated training data in {l!r}; "
+                                             f"{'its languages: ' + ' '.join(have) if have else 'it has none'}")
+
+def check_translations(plan:Plan, where):
+    "The plan's and each setting's `translate_train` name translations that exist; a setting's only its own tasks."
+    _check_translated(plan.recipe.translate_train, where, 'translate_train')
+    for i, e in enumerate(plan.intermediate):
+        for t in e.translate_train or {}:
+            if t not in e.tasks: raise ITTError(f"{where('intermediate', i, 'translate_train', t)}: {t} is not among this setting's tasks ({', '.join(e.tasks)})")
+        _check_translated(e.translate_train or {}, where, 'intermediate', i, 'translate_train')
 
 # %% ../nbs/61_plans.ipynb #e4f61acf
 PRESETS_DIR = Path(itt_xling.__file__).parent/'presets'
@@ -221,7 +241,8 @@ def chain_of(plan:Plan, seed:int, e:Intermediate) -> list[Stage]:
     if e.tasks or retrieval:
         first = e.tasks[0] if e.tasks else retrieval[0]
         multi = len(e.tasks) > 1 or e.mlm is not None
-        chain.append(make_stage(name=e.name, tasks=e.tasks, evals=retrieval, **common, train_on_dev=on_dev, heldout_tasks=on_dev,
+        tt = {'translate_train': {**plan.recipe.translate_train, **(e.translate_train or {})}}
+        chain.append(make_stage(name=e.name, tasks=e.tasks, evals=retrieval, **{**common, **tt}, train_on_dev=on_dev, heldout_tasks=on_dev,
                                 sampling=e.sampling if multi else None, mlm=e.mlm, **stage_settings(plan, first, name=e.name)))
         if e.tasks: parent = chain[0].id
     for t in targets:
@@ -277,6 +298,7 @@ def stage_cost(st:Stage) -> dict:
     for t in st.tasks:
         n = TRAIN_EXAMPLES.get(t, EVAL_EXAMPLES.get(t, 10_000))
         if t in rec.train_on_dev: n = int(EVAL_EXAMPLES.get(t, n) * rec.dev_fraction)
+        n *= 1 + len(rec.translate_train.get(t, ()))      # each translation about as large as the English set
         if st.scope.max_train_examples: n = min(n, st.scope.max_train_examples)
         n_train += n; train_tok += n * st.optim.epochs * TOKENS.get(t, 100)
     eval_tok = sum(min(EVAL_EXAMPLES.get(t, 1_000), st.scope.max_eval_examples or 10**9) * TOKENS.get(t, 100) *
@@ -290,6 +312,20 @@ def estimate_cost(plan) -> dict:
     costs = [stage_cost(s) for c in chains for s in c]
     return dict(chains=len(chains), stages=len(costs), gpu_runs=sum(1 for c in chains for s in c if s.tasks),
                 gpu_hours=sum(c['gpu_hours'] for c in costs))
+
+# %% ../nbs/61_plans.ipynb #e4245884
+def selection_notes(stages, data_dir=None) -> list[str]:
+    "The dry run's lines on checkpoint selection: which English dev set each target selects on, and a line per stage whose dev set is missing."
+    sel = {s.target: selection_of(s) for s in stages if s.target and selection_of(s)}
+    lines = ['best checkpoint on the English ' + '; '.join(f"{x['split']} of {x['task']} for {t}" for t, x in sel.items())] if sel else []
+    for s in stages:
+        if (x := selection_of(s)) and (why := dev_missing(x['task'], data_dir, x['split'])):
+            lines.append(f"no dev set for {s.id}: {why}; it keeps its last checkpoint")
+    return lines
+
+def translation_notes(stages) -> list[str]:
+    "The dry run's lines on translate-train: per stage that adds translated data, the task and its languages."
+    return [f"{s.id} adds translated {t} in {' '.join(ls)}" for s in stages for t, ls in s.recipe.translate_train.items() if t in s.tasks and ls]
 
 # %% ../nbs/61_plans.ipynb #33cda848
 def describe(plan) -> str:
@@ -308,6 +344,7 @@ def describe(plan) -> str:
             tr = '+'.join(s.tasks) + (' (dev by item)' if s.recipe.train_on_dev else '') if s.tasks else '-'
             lines.append(f"{s.id:<34} {tr:<28} {(s.parent or 'pretrained'):<22} {(s.optim.epochs if s.tasks else 0):>6g} "
                          f"{k['examples']:>9,} {' '.join(s.evals):<18} {k['gpu_hours']:>7.2f}")
+    lines += selection_notes([s for c in chains for s in c], plan.output.data_dir) + translation_notes([s for c in chains for s in c])
     cost = estimate_cost(plan)
     lines.append(f"{cost['stages']} stages ({cost['gpu_runs']} training runs) in {cost['chains']} chains; "
                  f"estimated {cost['gpu_hours']:,.1f} GPU-hours (A100 bf16 at {MFU:.0%} of peak, 6N FLOPs per training token)")
@@ -360,7 +397,10 @@ def preflight(stages, data_dir=None):
                 key = (t, d, t in rec.train_on_dev, rec.dev_fraction, rec.translate_train.get(t, ()), st.optim.select_best)
                 if key in seen: continue
                 seen.add(key); load_stage_data(st, t, d)
-                if st.optim.select_best or st.target is None: dev_or_none(st, t, d)   # as the stage reads it
+                if st.target is None: dev_or_none(st, t, d)   # an intermediate stage reports its own dev score
+            sel = selection_of(st)
+            if sel and (key := ('dev', sel['task'], d, rec.train_on_dev, rec.heldout_tasks, rec.dev_fraction)) not in seen:
+                seen.add(key); dev_or_none(st, sel['task'], d)   # the dev set that picks the checkpoint, as the stage reads it
             for t in st.evals:
                 split = eval_split(t, st.scope.split)
                 if rec.skip_bad_langs and not rec.langs.get(t): continue   # bad files are skipped, with a warning, as they are met

@@ -155,7 +155,7 @@ class Optim(Settings):
     warmup_ratio: float = setting(0.1, 'fraction of steps with linear warm-up', ge=0, lt=1)
     weight_decay: float = setting(0.0, 'AdamW weight decay', ge=0)
     max_length: int = setting(256, 'maximum tokens per example (QA 384, retrieval 512)', ge=8)
-    select_best: bool = setting(True, "keep the checkpoint that is best on the English dev set")
+    select_best: bool = setting(True, "keep the checkpoint that is best on the English dev set (a target's: tasks.SELECTION)")
     early_stopping: int|None = setting(None, 'stop after this many evaluations without improvement', ge=1)
     save_steps: int|None = setting(None, 'checkpoint every this many steps (None: every epoch)', ge=1)
     group_by_length: bool = setting(True, 'batches of similar length (less padding; the paper shuffled at random)')
@@ -214,6 +214,8 @@ class MLMSpec(Settings):
     split: str = setting('test', 'split of `source` read', choices=('train', 'validation', 'test'))
     langs: tuple[str, ...] = setting((), 'languages of `source` (default: all found)')
     files: tuple[str, ...] = setting((), 'text files, one sentence per line')
+    hub: str|None = setting(None, "hub dataset 'ID:CONFIG' ({lang} in CONFIG), e.g. 'wikimedia/wikipedia:20231101.{lang}': its train split streamed; needs langs and max_examples")
+    column: str = setting('text', 'text column of the hub source (each of its lines a sentence)')
     max_examples: int|None = setting(None, 'sentences kept at most', ge=1)
     probability: float = setting(0.15, 'share of tokens masked', gt=0, lt=1)
 

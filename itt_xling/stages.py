@@ -12,7 +12,7 @@ from .settings import Stage, stage_config, stage_hash, lora_tag
 from .encoders import resolve_encoder
 from .models import build_model, transfer_encoder, apply_lora, lora_state, load_model, save_model, load_tokenizer
 from .features import featurize, data_collator
-from .recipe import load_stage_data, held_out, dev_or_none
+from .recipe import load_stage_data, held_out, dev_or_none, selection_of, selection_dev, selection_record
 from .trainer import fit, last_checkpoint, freeze_embeddings, train_summary, trainer_state, on_cuda, is_main, barrier, wait_for
 from .multitask import train_multitask
 from .zero_shot import evaluate, score_examples
@@ -52,14 +52,15 @@ def check_stage(stage:Stage, sd:Path, force:bool=False, parent_hash:str|None=Non
     return bool(diff)
 
 # %% ../nbs/60_stages.ipynb #32baa26f
-def record_stage(stage:Stage, sd:Path, parent_hash:str|None=None, fresh:bool=False) -> Path:
+def record_stage(stage:Stage, sd:Path, parent_hash:str|None=None, fresh:bool=False, data_dir=None) -> Path:
     "Prepare `sd` for running `stage`: wipe it if `fresh`, remove what killed writes left, and record the config."
     sd = Path(sd)
     if fresh: shutil.rmtree(sd, ignore_errors=True)
     clean_partial(sd)
     if not (sd/'config.yaml').exists():
         h = stage_hash(stage, parent_hash)
-        meta = dict(id=stage.id, hash=h, config=stage_config(stage, parent_hash), **stage_config_output(stage))
+        meta = dict(id=stage.id, hash=h, config=stage_config(stage, parent_hash), **stage_config_output(stage),
+                    selection=selection_record(stage, data_dir if data_dir is not None else stage.output.data_dir))
         write_text(sd/'config.yaml', yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))
         write_text(sd/'config.sha256', h + '\n')
     return sd
@@ -144,20 +145,21 @@ def train_multi(stage:Stage, sd, enc, tok, src, data_dir, resume, callbacks, pre
 
 # %% ../nbs/60_stages.ipynb #1ab9cff5
 def train_single(stage:Stage, sd, enc, tok, src, data_dir, resume, callbacks, prepare):
-    "One task: its model from the encoder (the parent's; LoRA per stage), trained with selection on the English dev set."
+    "One task: its model from the encoder (the parent's; LoRA per stage), trained with selection on an English dev set (`recipe.selection_of`)."
     task, max_length = stage.tasks[0], stage.optim.max_length
     own_dev = stage.target is None                      # an intermediate stage reports its own English dev score
     raw = load_stage_data(stage, task, data_dir)
-    dev = dev_or_none(stage, task, data_dir) if stage.optim.select_best or own_dev else None
+    sel, dev = selection_of(stage), selection_dev(stage, data_dir)
+    own = dev if sel and sel['task'] == task else dev_or_none(stage, task, data_dir) if own_dev else None
     model, report = build_model(enc, task), {}
     if stage.lora: model, report = apply_stage_lora(stage, model, src)   # carries the parent's encoder (and adapters)
     elif src is not None: report = transfer_encoder(src, model)
     if stage.optim.freeze_embeddings: freeze_embeddings(model)
     feats = featurize(task, raw, tok, max_length=max_length)
-    dev_eval = (lambda tr: score_examples(tr.model, tok, task, dev, batch_size=64, max_length=max_length)) if dev is not None else None
+    scorer = lambda t, d: lambda tr: score_examples(tr.model, tok, t, d, batch_size=64, max_length=max_length)
     prepare()
-    trainer = fit(stage, sd, model, tok, feats, data_collator(task, tok), dev_eval if stage.optim.select_best else None, resume, callbacks)
-    rows = dev_rows(stage, task, dev_eval(trainer), len(dev)) if dev is not None and own_dev else []
+    trainer = fit(stage, sd, model, tok, feats, data_collator(task, tok), scorer(sel['task'], dev) if dev is not None else None, resume, callbacks)
+    rows = dev_rows(stage, task, scorer(task, own)(trainer), len(own)) if own is not None and own_dev else []
     return trainer.model, trainer, report, train_summary(trainer, len(raw)), rows
 
 TRAIN = {'none': train_none, 'single': train_single, 'multi': train_multi}
@@ -210,7 +212,7 @@ def run_stage(stage:Stage, out_dir, init_from=None, resume:bool=False, force:boo
     enc = resolve_encoder(stage.model); tok = stage_tokenizer(enc)
     src = load_trained(parent) if parent is not None and (parent/'model').exists() else None
     def prepare():                                       # once the model and data have loaded: the main process records the config
-        if is_main(): record_stage(stage, sd, parent_hash, fresh or (bool(ckpt) and not resume))
+        if is_main(): record_stage(stage, sd, parent_hash, fresh or (bool(ckpt) and not resume), data_dir)
         barrier()
     model, trainer, report, summary, rows = TRAIN[stage_kind(stage)](stage, sd, enc, tok, src, data_dir, resume, callbacks, prepare)
     info = dict(hash=stage_hash(stage, parent_hash), parent=parent.name if parent else None, transfer=report, train=summary)

@@ -9,8 +9,9 @@ from typing import NamedTuple
 from .core import ITTError, did_you_mean
 
 # %% auto #0
-__all__ = ['BENCHMARKS', 'LANGS', 'KINDS', 'SPLITS', 'NLI', 'UPOS', 'NER', 'TASKS', 'Lang', 'fill_pattern', 'TaskSpec',
-           'get_task', 'task_langs']
+__all__ = ['BENCHMARKS', 'LANGS', 'KINDS', 'SPLITS', 'NLI', 'UPOS', 'NER', 'TASKS', 'SELECTION', 'TRANSLATIONS', 'Lang',
+           'fill_pattern', 'TaskSpec', 'get_task', 'task_langs', 'Selection', 'selection_task', 'Translated',
+           'translated_langs']
 
 # %% ../nbs/10_tasks.ipynb #c1a9b869
 def _l(s:str) -> tuple: return tuple(s.split(','))
@@ -318,3 +319,43 @@ def task_langs(task, benchmark:str|None='xtreme-r') -> tuple:
     for b in [benchmark] + [b for b in BENCHMARKS if b != benchmark]:
         if t.name in BENCHMARKS[b]['langs']: return BENCHMARKS[b]['langs'][t.name]
     return t.langs
+
+# %% ../nbs/10_tasks.ipynb #b58954db
+class Selection(NamedTuple):
+    "The English dev set a target stage's best checkpoint is picked on, and why (what XTREME's script does)."
+    task:str; split:str; why:str
+
+_QA_SEL = "train_qa.sh: run_squad.py --do_eval on SQuAD v1.1 dev-v1.1.json, eval_lang en (XTREME itself keeps the last checkpoint: --save_steps -1)"
+SELECTION = {
+    'xnli':   Selection('xnli', 'validation', "train_xnli.sh: run_classify.py --save_only_best_checkpoint scores XNLI's dev in train_language en"),
+    'pawsx':  Selection('pawsx', 'validation', "train_pawsx.sh: run_classify.py --save_only_best_checkpoint scores PAWS-X's English dev"),
+    'udpos':  Selection('udpos', 'validation', "train_udpos.sh: run_tag.py --save_only_best_checkpoint scores the English UD-POS dev"),
+    'panx':   Selection('panx', 'validation', "train_panx.sh: run_tag.py --save_only_best_checkpoint scores the English PAN-X dev (--train_langs en)"),
+    'xquad':  Selection('squad_v1', 'validation', _QA_SEL),
+    'mlqa':   Selection('squad_v1', 'validation', _QA_SEL),
+    'tydiqa': Selection('tydiqa', 'validation', "train_qa.sh tydiqa: run_squad.py --do_eval on tydiqa.goldp.en.dev.json"),
+    'xcopa':  Selection('copa', 'validation', "train_xcopa.sh: run_xcopa.py --do_eval on COPA's English validation (XCOPA has no English)"),
+}
+
+def selection_task(stage_tasks:tuple, target:str|None, train_on_dev:tuple=()) -> str:
+    "The task whose English dev set picks a stage's checkpoint: the target's `SELECTION`; the trained task for an intermediate stage or a target trained on its dev by item."
+    task = stage_tasks[0]
+    if target is None or task in train_on_dev or target not in SELECTION: return task
+    return SELECTION[target].task
+
+# %% ../nbs/10_tasks.ipynb #714b1343
+class Translated(NamedTuple):
+    "Machine translations of an English training set: languages, hub source `(id, config pattern, split)` or None, local format and file pattern."
+    langs:tuple; hub:tuple|None; fmt:str; files:str; note:str
+
+TRANSLATIONS = {
+    'mnli': Translated(tuple(l for l in _XTREME_LANGS['xnli'] if l != 'en'), ('facebook/xnli', '{lang}', 'train'), 'xnli_mt_tsv',
+                       'XNLI-MT-1.0/multinli/multinli.train.{lang}.tsv', "XNLI's train split: MNLI machine-translated (XNLI-MT 1.0)"),
+    'squad_v1': Translated(_l('ar,de,el,es,hi,ru,th,tr,vi,zh'), None, 'squad_json', 'squad/translate-train/squad.translate.train.en-{lang}.json',
+                           "XTREME's translate-train SQuAD v1.1 (its download; no hub source)"),
+}
+
+def translated_langs(task) -> tuple:
+    "The languages `task`'s training data exists in translated (`TRANSLATIONS`, else the task's own non-English languages)."
+    t = get_task(task)
+    return TRANSLATIONS[t.name].langs if t.name in TRANSLATIONS else tuple(l for l in t.langs if l != 'en')

@@ -47,3 +47,22 @@ def test_multitask_stage_shares_encoder(tmp_path, data_dir):
     assert model.model('rte').roberta is model.encoder is model.model('sst2').roberta
     n_params = sum(p.numel() for p in model.parameters())
     assert n_params < sum(p.numel() for p in model.model('rte').parameters()) + sum(p.numel() for p in model.model('sst2').parameters())
+
+def test_mlm_ablation_tied_to_shared_encoder(tmp_path, data_dir):
+    "The masked-LM ablation runs (RTE + MLM on Tatoeba's German and Swahili sentences), its output layer tied to the shared encoder's word embeddings throughout training."
+    from transformers import TrainerCallback
+    from itt_xling.settings import make_stage
+    from itt_xling.stages import run_stage
+    class Tie(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            out, emb = model.model('mlm').get_output_embeddings().weight, model.encoder.get_input_embeddings().weight
+            self.tied = getattr(self, 'tied', True) and out is emb and out.data_ptr() == emb.data_ptr()
+            self.changed = not torch.equal(emb, self.start) if hasattr(self, 'start') else False
+        def on_train_begin(self, args, state, control, model=None, **kw): self.start = model.encoder.get_input_embeddings().weight.detach().clone()
+    import torch
+    files = [str(data_dir/'tatoeba'/f'tatoeba.{l}-eng.{l}') for l in ('deu', 'swh')]
+    st = make_stage(name='rte-mlm', tasks=('rte',), model='tiny-xlmr', epochs=1, lr=1e-3, batch_size=8, max_length=48, max_train_examples=24,
+                    max_eval_examples=8, mlm={'files': files, 'max_examples': 24}, data_dir=str(data_dir))
+    tie = Tie()
+    m = run_stage(st, tmp_path, callbacks=[tie])
+    assert tie.tied and tie.changed and set(m['train']['sampling']) == {'rte', 'mlm'}

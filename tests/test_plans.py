@@ -85,3 +85,25 @@ def test_sweep_slurm_dependencies(tmp_path, monkeypatch):
     assert 'dependency' not in job['none.pawsx'][1]                                # baseline targets start from the pretrained encoder
     assert 'dependency' not in job['rte'][1]
     assert job['rte.pawsx'][1] == {'account': 'x', 'dependency': f"afterok:{job['rte'][0]}", 'kill-on-invalid-dep': 'yes'}
+
+def test_phang2020_ablations_preset(capsys, data_dir):
+    "Both ablations in one preset: translated intermediate data beside its English setting, and multi-task + MLM beside multi-task."
+    p = load_plan('phang2020-ablations')
+    inter = {s.name: s for c in expand(p) for s in c if s.target is None and s.seed == 1}
+    assert inter['mnli-translated'].recipe.translate_train == {'mnli': tuple('ar bg de el es fr hi ru sw th tr ur vi zh'.split())}
+    assert inter['mnli'].recipe.translate_train == {} and inter['multi-mlm'].mlm.hub and inter['multi'].mlm is None
+    assert all(not s.recipe.translate_train for c in expand(p) for s in c if s.target)          # targets train in English
+    assert cli_run(['phang2020-ablations', '--dry-run', '--data-dir', 'hub']) == 0
+    out = capsys.readouterr().out
+    assert 'adds translated squad_v1 in ar de el' in out and 'validation of xnli for xnli' in out
+    assert 'no dev set' not in out                                                              # every dev set is on the hub
+    assert cli_run(['phang2020-ablations', '--dry-run', '--data-dir', str(data_dir)]) == 0          # a folder without SQuAD's dev set
+    assert 'no dev set for none.xquad-s1-' in capsys.readouterr().out                           # said, not silent
+
+def test_translate_train_languages_checked():
+    with pytest.raises(ITTError, match=r"translate_train\.mnli\.0: mnli has no translated training data in 'ja'"):
+        load_plan("target: [xnli]\nintermediate: [{tasks: [mnli], translate_train: {mnli: [ja]}}]\n")
+    with pytest.raises(ITTError, match="rte is not among this setting's tasks"):
+        load_plan("target: [xnli]\nintermediate: [{tasks: [mnli], translate_train: {rte: [de]}}]\n")
+    with pytest.raises(ITTError, match="translate_train.rte.0: rte has no translated training data in 'de'; it has none"):
+        load_plan("target: [xnli]\ntranslate_train: {rte: [de]}\n")

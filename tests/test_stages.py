@@ -87,3 +87,29 @@ def test_config_guard_and_idempotence(tmp_path, data_dir):
     assert read_config(tmp_path/st.id)['config']['epochs'] == 1                 # refused: nothing touched
     redo = run_stage(replace(st, optim=replace(st.optim, epochs=2)), tmp_path, force=True)
     assert not redo.get('skipped') and read_config(tmp_path/st.id)['config']['epochs'] == 2
+
+def test_translate_train_and_target_selection(tmp_path, data_dir, capsys):
+    "Translate-train on an intermediate stage (MNLI plus XNLI-MT-style German MNLI, built from XNLI rows); its XNLI target stage picks its checkpoint on XNLI's English dev, as XTREME, and records it."
+    from itt_xling.recipe import load_stage_data
+    d = tmp_path/'data'
+    en, de = [(data_dir/'xnli'/f'dev-{l}.tsv').read_text().splitlines() for l in ('en', 'de')]
+    for f, text in {'mnli/train.tsv': 'sentence1\tsentence2\tlabel\n' + '\n'.join(en[:24]),
+                    'XNLI-MT-1.0/multinli/multinli.train.de.tsv': 'premise\thypo\tlabel\n' + '\n'.join(de[24:40]),
+                    'xnli/dev-en.tsv': '\n'.join(en[40:56])}.items():
+        (d/f).parent.mkdir(parents=True, exist_ok=True); (d/f).write_text(text + '\n')
+    a = tiny('mnli-tt', ['mnli'], translate_train={'mnli': ['de']}, max_train_examples=64, data_dir=str(d))
+    b = tiny('mnli-tt', ['mnli'], target='xnli', evals=('xnli',), parent=a.id, langs={'xnli': ['en']}, data_dir=str(d))
+    raw = load_stage_data(a, 'mnli', str(d))
+    assert len(raw) == 40 and sum(i.startswith('de:') for i in raw['id']) == 16
+    ma = run_stage(a, tmp_path)
+    assert ma['train']['n_train'] == 40 and ma['train']['best_metric'] is None       # MNLI has no dev here: the last checkpoint ...
+    assert 'no checkpoint selection' in capsys.readouterr().err                     # ... said, not silent
+    mb = run_stage(b, tmp_path)
+    assert yaml_selection(tmp_path/b.id) == {'task': 'xnli', 'split': 'validation', 'lang': 'en'}
+    assert mb['train']['best_metric'] is not None                                   # selected on XNLI's English dev
+    sel = yaml_selection(tmp_path/a.id)                                                # recorded with why it was not used
+    assert sel['task'] == 'mnli' and 'mnli/multinli_1.0_dev_matched.jsonl' in sel['missing']
+
+def yaml_selection(sd):
+    import yaml
+    return yaml.safe_load((sd/'config.yaml').read_text())['selection']
