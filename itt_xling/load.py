@@ -588,6 +588,7 @@ def task_source(task, split:str, data_dir=None) -> str:
     "'local' or 'hub': where `task`'s `split` is read from (a plan's `sources` first; then files where the folder holds the split, else the hub where it has the split)."
     t = get_task(task)
     if forced := getattr(data_dir, 'sources', {}).get(t.name): return forced
+    if data_dir is not None and not Path(data_dir).is_dir(): return 'local'   # `read_local` says it does not exist
     if t.fmt in _POOLS or not (t.hub and split in t.hub_splits): return 'local'
     if data_dir is not None and any(local_files(t, split, l, data_dir) for l in t.langs): return 'local'
     return 'hub'

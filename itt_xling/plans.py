@@ -9,10 +9,10 @@ from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import yaml
 import itt_xling
-from .core import ITTError, did_you_mean, find_data_dir, DATA_DIR_HELP, load_yaml, check_out, run_entry, hub_offline
+from .core import ITTError, did_you_mean, find_data_dir, DATA_DIR_HELP, load_yaml, check_out, run_entry, hub_offline, hub_error
 from .features import qa_window_error
 from .tasks import get_task, task_langs, BENCHMARKS
-from .load import load_split, data_source, read_from, hub_parts, hub_path, model_path, write_mirror, file_patterns
+from .load import load_split, data_source, read_from, hub_parts, hub_path, model_path, write_mirror, file_patterns, hub_load_error
 from .settings import (Settings, setting, SAFE_NAME, Sampling, MLMSpec, LoraSpec, Scope, Recipe, Output, Stage,
                                 check_key, check_task_settings, build, make_stage, lora_tag)
 from .metrics import aggregate
@@ -29,7 +29,7 @@ __all__ = ['TARGET_EPOCHS', 'PRESETS_DIR', 'BASELINE', 'TRAIN_EXAMPLES', 'EVAL_E
            'plan_from_dict', 'check_targets', 'check_intermediates', 'check_langs', 'check_windows', 'check_plan',
            'presets', 'load_plan', 'chain_of', 'expand', 'stages_of', 'model_params', 'stage_cost', 'estimate_cost',
            'stage_reads', 'stage_sources', 'plan_data', 'model_source', 'data_lines', 'describe', 'with_options',
-           'run_stages', 'preflight', 'run_plan', 'summary', 'plan_parser', 'cli_run']
+           'run_stages', 'preflight', 'run_plan', 'summary', 'plan_parser', 'cli_run', 'pull_list', 'pull', 'cli_data']
 
 # %% ../nbs/61_plans.ipynb #9c7609af
 @dataclass(frozen=True)
@@ -474,4 +474,41 @@ def cli_run(argv:list[str]) -> int:
     if not is_main(): return 0                           # one summary for a distributed run
     print(summary(res, plan.recipe.benchmark))
     print(f"{res} ({sum(1 for _ in open(res)) - 1} rows) in {time.time() - t0:.1f} s")
+    return 0
+
+# %% ../nbs/61_plans.ipynb #03c9c5ae
+def pull_list(plan) -> list[tuple]:
+    "What `itt-xling data pull` fetches for `plan`: `(dataset id, config, hub split, load_dataset keywords as JSON)` of every hub-read split, then the model if it is on the hub."
+    plan = load_plan(plan)
+    plan = replace(plan, output=replace(plan.output, data_dir=None, sources={k: v for k, v in plan.output.sources.items() if v != 'local'}))
+    return plan_data(plan)['hub'] + ([('model', plan.model, None, '{}')] if model_source(plan.model) == 'hub' else [])
+
+def pull(plan, out) -> Path:
+    "Fetch every hub dataset split `plan` reads into mirrors under `out/hub` (`load.write_mirror`), and its model into `out/models/<model id>`."
+    import datasets
+    plan, out = load_plan(plan), Path(out)
+    if hub_offline(): raise hub_error(f"the data of plan {plan.name}", fix='run `itt-xling data pull` on a machine with internet')
+    for h, c, s, kw in pull_list(plan):
+        if h == 'model':
+            from huggingface_hub import snapshot_download
+            snapshot_download(c, local_dir=out/'models'/c); continue
+        try: ds = datasets.load_dataset(h, c, split=s, **json.loads(kw))
+        except Exception as e:
+            if (err := hub_load_error(f"{h}{'/' + c if c else ''} ({s})", e)) is None: raise
+            raise err from None
+        write_mirror(ds, out, h, c, s)
+    return out
+
+def cli_data(argv:list[str]) -> int:
+    "`itt-xling data pull PLAN --out DIR [--dry-run]`: fetch what a plan reads from the hub into a data folder for a machine without internet."
+    p = argparse.ArgumentParser(prog='itt-xling data', description='Fetch the hub datasets and the model a plan reads into a data folder (then: itt-xling run PLAN --data-dir DIR, offline).')
+    p.add_argument('action', choices=['pull'], help='pull: download into --out')
+    p.add_argument('plan', help=f"a preset ({', '.join(presets())}) or a plan YAML file")
+    p.add_argument('--out', required=True, help='the data folder to fill (hub/<dataset id>/..., models/<model id>/)')
+    p.add_argument('--dry-run', action='store_true', help='list what would be fetched, fetch nothing')
+    a = p.parse_args(argv)
+    if a.dry_run:
+        for h, c, s, kw in pull_list(a.plan): print(f"model {c}" if h == 'model' else f"{h} {c or 'default'} {s}{' ' + kw if kw != '{}' else ''}")
+        return 0
+    print(f"pulled into {pull(a.plan, a.out)}")
     return 0
