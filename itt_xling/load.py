@@ -15,8 +15,9 @@ from .bible import BIBLE_LANGS, verse_texts
 __all__ = ['READERS', 'FIXTURES', 'MIRROR', 'read_xtreme_tsv', 'read_glue_tsv', 'read_nli_jsonl', 'read_conllu', 'read_panx',
            'read_ccg_auto', 'read_squad_json', 'read_mc', 'read_tatoeba', 'read_bucc', 'read_xquad_r', 'read_mewslix',
            'read_bible_refs', 'row_error', 'file_patterns', 'local_files', 'read_local', 'DataDir', 'data_source',
-           'task_source', 'hub_path', 'model_path', 'read_from', 'load_split', 'hub_load_error', 'hub_parts',
-           'from_hub', 'write_mirror', 'load_candidates', 'registry_table', 'task_card', 'data_report', 'cli_tasks']
+           'task_source', 'hub_path', 'mirror_files', 'model_path', 'read_from', 'load_split', 'hub_load_error',
+           'hub_parts', 'from_hub', 'write_mirror', 'load_candidates', 'registry_table', 'task_card', 'data_report',
+           'cli_tasks']
 
 # %% ../nbs/11_load.ipynb #c463e4b3
 def _features(task:TaskSpec):
@@ -600,6 +601,13 @@ def hub_path(hid:str, data_dir=None) -> str:
     p = Path(data_dir)/MIRROR/hid if data_dir is not None else None
     return str(p) if p is not None and (p/'README.md').is_file() else hid
 
+def mirror_files(path:str, config:str|None, split:str) -> list[str]:
+    """The Parquet files of one split of a mirror. Read with the `parquet` builder: offline, `load_dataset(folder, config)` can
+    return the cache of another folder of the same name and config, so a mirror is read by its files (cached by their paths and times)."""
+    files = sorted(str(p) for p in Path(path).glob(f"{config or 'default'}/{split}-*.parquet"))
+    if not files: raise ITTError(f"{path}: the mirror has no {config or 'default'} {split} split: pull it again (itt-xling data pull) or remove it")
+    return files
+
 def model_path(model:str, data_dir=None) -> str:
     "The encoder to load for `model`: its mirror `data_dir/models/<model>` when there is one, else `model`."
     p = Path(data_dir)/'models'/str(model) if data_dir is not None else None
@@ -678,7 +686,7 @@ t:TaskSpec, split:str, lang:str, data_dir=None) -> list:
     import datasets
     rows = []
     for s in _hub_split(t, split):
-        try: ds = datasets.load_dataset(path, cfg, split=s, **(kw if path == hid else {}))   # a mirror holds the revision pulled
+        try: ds = datasets.load_dataset(path, cfg, split=s, **kw) if path == hid else datasets.load_dataset('parquet', data_files={s: mirror_files(path, cfg, s)}, split=s)
         except Exception as e:
             if (err := hub_load_error(f"{name} ({s})", e)) is None: raise
             raise err from None
