@@ -679,7 +679,8 @@ t:TaskSpec, split:str, lang:str, data_dir=None) -> list:
     "Canonical rows from the hub source of `t` (see `TaskSpec.hub`), or from its mirror in `data_dir` (`hub_path`)."
     src = t.hub_source(lang)
     if src is None or split not in t.hub_splits:
-        raise ITTError(f"{t.name} ({lang}, {split}) has no hub source; pass --data-dir with the original files ({', '.join(file_patterns(t, split, lang)) or 'none known'})")
+        raise ITTError(f"{t.name} ({lang}, {split}) has no hub source; pass --data-dir with the original files ({', '.join(file_patterns(t, split, lang)) or 'none known'})"
+                       + (f"; published at {t.published}" if t.published else ''))
     hid, cfg, kw = src
     name, path = f"{hid}{'/' + cfg if cfg else ''}", hub_path(hid, data_dir)
     if path == hid and hub_offline(): raise hub_error(f"{name} ({split})", fix='use --data-dir with local files or a mirror (itt-xling data pull), or go online')

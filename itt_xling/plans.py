@@ -28,8 +28,9 @@ __all__ = ['TARGET_EPOCHS', 'PRESETS_DIR', 'BASELINE', 'TRAIN_EXAMPLES', 'EVAL_E
            'PADDING', 'STAGE_OVERHEAD_S', 'Intermediate', 'Plan', 'paper_settings', 'stage_settings', 'Where',
            'plan_from_dict', 'check_targets', 'check_intermediates', 'check_langs', 'check_windows', 'check_plan',
            'presets', 'load_plan', 'chain_of', 'expand', 'stages_of', 'model_params', 'stage_cost', 'estimate_cost',
-           'stage_reads', 'stage_sources', 'plan_data', 'model_source', 'data_lines', 'describe', 'with_options',
-           'run_stages', 'preflight', 'run_plan', 'summary', 'plan_parser', 'cli_run', 'pull_list', 'pull', 'cli_data']
+           'stage_reads', 'stage_sources', 'plan_data', 'model_source', 'files_needed', 'data_lines', 'describe',
+           'with_options', 'run_stages', 'preflight', 'run_plan', 'summary', 'plan_parser', 'cli_run', 'pull_list',
+           'pull', 'cli_data']
 
 # %% ../nbs/61_plans.ipynb #9c7609af
 @dataclass(frozen=True)
@@ -327,16 +328,17 @@ def model_source(model:str, data_dir=None) -> str:
     if str(model).lower().replace('_', '-') in ENCODERS: return 'built in'
     return 'local folder' if Path(str(model)).expanduser().is_dir() else 'hub'
 
-def _files_line(t:str, split:str) -> str:
+def files_needed(t:str, split:str) -> str:
+    "Which files of task `t`'s `split` to put in the data folder, and where they are published."
     spec = get_task(t)
     pats = [ps.split('|')[0] for ps in spec.files.get(split, ())]
     shown = ', '.join(pats) if len(pats) <= 3 else f"{pats[0]} ... {pats[-1]} ({len(pats)} patterns)"
-    return f"  files needed: {t} {split}: {shown or '(no local format)'} under the data folder; published at {spec.published or 'no known source'}"
+    return f"{t} {split}: {shown or '(no local format)'} under the data folder; published at {spec.published or 'no known source'}"
 
 def data_lines(plan) -> list[str]:
     "The end of a dry run: the files to put in the data folder and where they are published, then the hub datasets and the model to download."
     plan = load_plan(plan); need, d = plan_data(plan), plan.output.data_dir
-    lines = [f"data folder: {d or 'none (every task from the hub)'}"] + [_files_line(t, s) for t, s in need['missing']]
+    lines = [f"data folder: {d or 'none (every task from the hub)'}"] + [f"  files needed: {files_needed(t, s)}" for t, s in need['missing']]
     hub = {}
     for h, c, _, _ in need['hub']: hub.setdefault(h, set()).add(c or 'default')
     if hub: lines.append(f"  from the hub ({len(hub)} datasets): " + '; '.join(f"{h} ({len(c)} config{'s' * (len(c) != 1)})" for h, c in hub.items()))
@@ -422,7 +424,10 @@ def preflight(stages, data_dir=None):
                 if rec.skip_bad_langs and not rec.langs.get(t): continue   # bad files are skipped, with a warning, as they are met
                 for lang in eval_langs(t, rec.langs.get(t), split, d, rec.benchmark):   # every language that will be evaluated
                     key = ('eval', t, split, lang, d, rec.heldout_tasks, rec.dev_fraction)
-                    if key in seen or (get_task(t).kind == 'retrieval' and t != 'tatoeba'): continue
+                    if key in seen: continue
+                    if get_task(t).kind == 'retrieval' and t != 'tatoeba':   # a candidate pool: its files must be there
+                        if read_from(t, split, d) == 'missing': raise ITTError(f"{t} is read from files only: put {files_needed(t, split)} (--data-dir)")
+                        continue
                     seen.add(key); held_out(st, t)(load_split(t, split, lang, d))
     finally:
         if bars: datasets.enable_progress_bars()

@@ -109,3 +109,14 @@ def test_preset_dry_run_sources(preset, data_dir, tmp_path, monkeypatch, capsys)
     else:
         assert 'lareqa missing' in hub and 'lareqa local' in data and 'mewslix missing' in data and 'tatoeba hub' in hub
         assert 'files needed: mewslix test: mewslix/wikinews_mentions-test.jsonl' in data and 'mteb/tatoeba-bitext-mining' in hub
+
+def test_run_stops_before_anything_when_files_are_missing(tmp_path, monkeypatch, capsys):
+    "A task read only from files, without them, stops the run at the preflight, naming the files and where they are published."
+    from itt_xling.cli import main
+    monkeypatch.chdir(tmp_path); monkeypatch.delenv('ITT_XLING_DATA', raising=False)
+    f = tmp_path/'p.yaml'
+    f.write_text("model: tiny-xlmr\nintermediate: []\ntarget: [lareqa]\nlangs: {lareqa: [de]}\n")
+    assert main(['run', str(f), '--out', str(tmp_path/'out')]) == 2
+    err = capsys.readouterr().err
+    assert 'lareqa is read from files only: put lareqa validation: lareqa/xquad-r/{lang}.json under the data folder' in err
+    assert 'github.com/google-research-datasets/lareqa' in err and not (tmp_path/'out').exists()
