@@ -488,6 +488,8 @@ def pull_list(plan) -> list[tuple]:
     plan = replace(plan, output=replace(plan.output, data_dir=None, sources={k: v for k, v in plan.output.sources.items() if v != 'local'}))
     return plan_data(plan)['hub'] + ([('model', plan.model, None, '{}')] if model_source(plan.model) == 'hub' else [])
 
+_OTHER_FRAMEWORKS = ['*.h5', '*.msgpack', '*.onnx', 'onnx/*', '*.ot', 'tf_model*', 'flax_model*', 'rust_model*']   # weights PyTorch does not read
+
 def pull(plan, out) -> Path:
     "Fetch every hub dataset split `plan` reads into mirrors under `out/hub` (`load.write_mirror`), and its model into `out/models/<model id>`."
     import datasets
@@ -496,7 +498,7 @@ def pull(plan, out) -> Path:
     for h, c, s, kw in pull_list(plan):
         if h == 'model':
             from huggingface_hub import snapshot_download
-            snapshot_download(c, local_dir=out/'models'/c); continue
+            snapshot_download(c, local_dir=out/'models'/c, ignore_patterns=_OTHER_FRAMEWORKS); continue
         try: ds = datasets.load_dataset(h, c, split=s, **json.loads(kw))
         except Exception as e:
             if (err := hub_load_error(f"{h}{'/' + c if c else ''} ({s})", e)) is None: raise

@@ -4,6 +4,7 @@ import csv
 import pytest
 from datasets import Dataset, Features, Sequence, ClassLabel, Value
 from itt_xling.cli import main
+from itt_xling.encoders import tiny_xlmr
 from itt_xling.tasks import UPOS
 from itt_xling.load import load_split, read_local, write_mirror, read_from, data_source
 from itt_xling.plans import cli_data, cli_run, pull_list
@@ -44,16 +45,19 @@ def test_plan_runs_offline_from_mirrors(data_dir, tmp_path, capsys):
     d = data_source(mir)
     assert [read_from(t, s, d) for t, s in (('rte', 'train'), ('udpos', 'test'), ('tatoeba', 'test'))] == ['mirror'] * 3
     plan = tmp_path/'p.yaml'
-    plan.write_text("name: mirror\nmodel: tiny-xlmr\nintermediate: [rte]\ntarget: [udpos, tatoeba]\nsplit: test\n"
+    (mir/'models'/'FacebookAI').mkdir(parents=True)                  # the model's mirror: a saved model folder (tiny here)
+    (mir/'models'/'FacebookAI'/'xlm-roberta-large').symlink_to(tiny_xlmr())
+    plan.write_text("name: mirror\nmodel: FacebookAI/xlm-roberta-large\nintermediate: [rte]\ntarget: [udpos, tatoeba]\nsplit: test\n"
                     "langs: {udpos: [de], tatoeba: [de]}\ntrain: {epochs: 1, batch_size: 8, max_length: 32}\n"
                     "max_train_examples: 16\nmax_eval_examples: 16\n")
     assert cli_run([str(plan), '--dry-run', '--data-dir', str(mir)]) == 0
-    assert 'rte mirror, tatoeba mirror' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'rte mirror, tatoeba mirror' in out and 'model FacebookAI/xlm-roberta-large: mirror' in out and 'the hub is offline' not in out
     assert cli_run([str(plan), '--data-dir', str(mir), '--out', str(tmp_path/'run')]) == 0
     rows = list(csv.DictReader(open(tmp_path/'run'/'results.csv')))
     got = {(r['intermediate'], r['target'], r['lang']) for r in rows if r['lang'] == 'de'}
     assert got == {(i, t, 'de') for i in ('none', 'rte') for t in ('udpos', 'tatoeba')}
-    assert {r['n'] for r in rows if r['target'] == 'tatoeba'} == {'16'}
+    assert {r['n'] for r in rows if r['target'] == 'tatoeba'} == {'16'} and {r['model'] for r in rows} == {'FacebookAI/xlm-roberta-large'}
 
 # ---- the xtreme-r-nli preset end to end, offline: hub-read tasks from mirrors, file-only tasks from files ----
 from dataclasses import replace
