@@ -63,7 +63,7 @@ def test_plan_runs_offline_from_mirrors(data_dir, tmp_path, capsys):
 from dataclasses import replace
 from itt_xling.tasks import get_task
 from itt_xling.load import FIXTURES, hub_parts
-from itt_xling.plans import load_plan, run_plan, stages_of
+from itt_xling.plans import load_plan, run_plan, stages_of, check_plan, BASELINE
 
 def _as_hub(task, rows) -> list:
     "Canonical rows back in the hub dataset's own schema (what `from_hub` reads)."
@@ -106,7 +106,35 @@ def test_xtreme_r_nli_offline_end_to_end(data_dir, tmp_path):
     d = data_source(root)
     assert {t: read_from(t, s, d) for t, s in (('mnli', 'train'), ('xnli', 'test'), ('tatoeba', 'test'), ('lareqa', 'validation'), ('mewslix', 'test'))} == \
            dict(mnli='mirror', xnli='mirror', tatoeba='mirror', lareqa='local', mewslix='local')
-    rows = list(csv.DictReader(open(run_plan(plan, tmp_path/'run', log=lambda m: None))))
+    rows = list(csv.DictReader(open(run_plan(check_plan(plan), tmp_path/'run', log=lambda m: None))))
     got = {(r['intermediate'], r['target']) for r in rows if r['lang'] != 'en'}
     grid = {(e, t) for e in ('none', 'mnli', 'anli_plus') for t in plan.target} | {('siqa-recipe', 'xcopa')} | {('squad-recipe', t) for t in ('tatoeba', 'lareqa', 'mewslix')}
     assert got == grid and len({r['stage'] for r in rows}) == len(stages_of(plan))
+
+@pytest.mark.slow
+def test_phang2020_offline_end_to_end(data_dir, tmp_path):
+    "The phang2020 preset (less CCG) on tiny-xlmr, offline: hub-read tasks from mirrors; CosmosQA, CommonsenseQA, HellaSwag, QQP, SQuAD v2 and BUCC from files (a data folder mixing both)."
+    root, D, F = tmp_path/'data', data_dir, FIXTURES
+    _preset_mirror(D, root)
+    D2 = tmp_path/'pawsx'                                                  # PAWS-X: the English dev set stands in for its train split
+    for lang, split in (('en', 'train'), ('de', 'test')):
+        rows = _as_hub('pawsx', read_local('pawsx', 'validation', lang, D)[:40])
+        for hid, cfg, s, _ in hub_parts('pawsx', split, lang): write_mirror(Dataset.from_list(rows), root, hid, cfg, s)
+    for name in ('ccg', 'qqp', 'hellaswag'): (root/name).symlink_to(F/name)
+    (root/'squad').mkdir()
+    for f in ('train-v2.0.json', 'dev-v2.0.json'): (root/'squad'/f).symlink_to(F/'squad'/f)
+    (root/'cosmos_qa').mkdir(); (root/'commonsense_qa').mkdir(); (root/'bucc2018'/'de-en').mkdir(parents=True)
+    for f in ('train.csv', 'valid.csv'): (root/'cosmos_qa'/f).symlink_to(D/'cosmos_qa'/'valid.csv')   # dev rows stand in for train
+    for f in ('train_rand_split.jsonl', 'dev_rand_split.jsonl'): (root/'commonsense_qa'/f).symlink_to(D/'commonsense_qa'/'dev_rand_split.jsonl')
+    for ext in ('de', 'en', 'gold'):                                       # BUCC's sample (threshold) set stands in for its test set too
+        for kind in ('sample', 'training'): (root/'bucc2018'/'de-en'/f'de-en.{kind}.{ext}').symlink_to(F/'bucc2018'/'de-en'/f'de-en.sample.{ext}')
+    plan = load_plan('phang2020')                                          # without CCG: training on it needs its tag set, read from the data by nothing yet
+    inter = tuple(replace(e, tasks=tuple(t for t in e.tasks if t != 'ccg')) for e in plan.intermediate if e.name != 'ccg')
+    langs = {t: ('sw',) if t == 'tydiqa' else ('de',) for t in plan.target}
+    plan = replace(plan, model='tiny-xlmr', intermediate=inter, seeds=(1,), train=dict(epochs=1, batch_size=8, max_length=48),
+                   overrides={t: dict(max_length=256) for t in ('squad_v1', 'squad_v2', 'tydiqa', 'multi')},
+                   recipe=replace(plan.recipe, langs=langs), scope=replace(plan.scope, max_train_examples=8, max_eval_examples=8),
+                   output=replace(plan.output, data_dir=str(root)))
+    rows = list(csv.DictReader(open(run_plan(check_plan(plan), tmp_path/'run', log=lambda m: None))))
+    got = {(r['intermediate'], r['target']) for r in rows if r['lang'] != 'en'}
+    assert got == {(e.name, t) for e in (BASELINE, *plan.intermediate) for t in plan.target}
