@@ -15,6 +15,7 @@ __all__ = ['COMMANDS', 'DEBUG_ENV', 'usage', 'main', 'path_in', 'error_line', 'u
 # %% ../nbs/90_cli.ipynb #cc45dc3a
 COMMANDS = {
     'tasks':  ('itt_xling.load:cli_tasks',       'list the task registry (and local files with --data-dir)'),
+    'data':   ('itt_xling.plans:cli_data',       'fetch the hub datasets and model a plan reads into a folder, for machines without internet'),
     'model':  ('itt_xling.encoders:cli_model',   'prepare an offline encoder (e.g. me5-small) and print its path'),
     'run':    ('itt_xling.plans:cli_run',        'run a plan (preset or YAML): intermediate -> target stages -> zero-shot'),
     'sweep':  ('itt_xling.sweep:cli_sweep',      'submit a plan to Slurm, one job per stage (or as local jobs); follow it (--status)'),

@@ -7,16 +7,17 @@ from __future__ import annotations
 import os, re, io, csv, json, glob, argparse, functools, contextlib
 from pathlib import Path
 import itt_xling
-from .core import ITTError, did_you_mean, find_data_dir, hub_offline, hub_error, read_text, DATA_DIR_HELP
+from .core import ITTError, did_you_mean, find_data_dir, hub_offline, hub_error, read_text, DATA_DIR_HELP, atomic_write, write_text
 from .tasks import TASKS, LANGS, SPLITS, BENCHMARKS, TRANSLATIONS, TaskSpec, get_task, fill_pattern
 from .bible import BIBLE_LANGS, verse_texts
 
 # %% auto #0
-__all__ = ['READERS', 'FIXTURES', 'read_xtreme_tsv', 'read_glue_tsv', 'read_nli_jsonl', 'read_conllu', 'read_panx',
+__all__ = ['READERS', 'FIXTURES', 'MIRROR', 'read_xtreme_tsv', 'read_glue_tsv', 'read_nli_jsonl', 'read_conllu', 'read_panx',
            'read_ccg_auto', 'read_squad_json', 'read_mc', 'read_tatoeba', 'read_bucc', 'read_xquad_r', 'read_mewslix',
-           'read_bible_refs', 'row_error', 'file_patterns', 'local_files', 'read_local', 'load_split', 'hub_load_error',
-           'from_hub', 'read_xnli_mt_tsv', 'load_translated', 'load_candidates', 'registry_table', 'task_card',
-           'data_report', 'cli_tasks']
+           'read_bible_refs', 'row_error', 'file_patterns', 'local_files', 'read_local', 'DataDir', 'data_source',
+           'task_source', 'hub_path', 'mirror_files', 'model_path', 'read_from', 'load_split', 'hub_load_error',
+           'hub_parts', 'from_hub', 'read_xnli_mt_tsv', 'load_translated', 'write_mirror', 'load_candidates',
+           'registry_table', 'task_card', 'data_report', 'cli_tasks']
 
 # %% ../nbs/11_load.ipynb #c463e4b3
 def _features(task:TaskSpec):
@@ -563,11 +564,68 @@ def read_local(task, split:str, lang:str, data_dir) -> list:
                        f"(only a header or blank lines); re-download it or choose another split")
     return rows
 
+# %% ../nbs/11_load.ipynb #07a7fd54
+class DataDir(os.PathLike):
+    "A local data folder with a plan's per-task source choices (`sources`: task -> 'local' or 'hub'); a path wherever one is expected."
+    def __init__(self, root, sources=None): self.root, self.sources = Path(root), dict(sources or {})
+    def __fspath__(self) -> str: return str(self.root)
+    def __str__(self) -> str: return str(self.root)
+    def __repr__(self) -> str: return f'DataDir({str(self.root)!r}, {self.sources})'
+    def __eq__(self, o) -> bool: return isinstance(o, DataDir) and (self.root, self.sources) == (o.root, o.sources)
+    def __hash__(self) -> int: return hash((self.root, tuple(sorted(self.sources.items()))))
+
+def data_source(data_dir=None, sources=None):
+    "What the loaders take as `data_dir`: None (the hub) without a folder, else a `DataDir` of the folder and `sources`."
+    sources = dict(sources or getattr(data_dir, 'sources', {}))
+    if data_dir is None:
+        if local := [t for t, s in sources.items() if s == 'local']:
+            raise ITTError(f"sources: {', '.join(local)} set to 'local' but there is no data folder: pass --data-dir with the files")
+        return None
+    return DataDir(data_dir.root if isinstance(data_dir, DataDir) else data_dir, sources)
+
+_POOLS = ('bucc', 'xquad_r', 'mewslix')   # formats whose candidate pools exist only as files
+
+def task_source(task, split:str, data_dir=None) -> str:
+    "'local' or 'hub': where `task`'s `split` is read from (a plan's `sources` first; then files where the folder holds the split, else the hub where it has the split)."
+    t = get_task(task)
+    if forced := getattr(data_dir, 'sources', {}).get(t.name): return forced
+    if data_dir is not None and not Path(data_dir).is_dir(): return 'local'   # `read_local` says it does not exist
+    if t.fmt in _POOLS or not (t.hub and split in t.hub_splits): return 'local'
+    if data_dir is not None and any(local_files(t, split, l, data_dir) for l in t.langs): return 'local'
+    return 'hub'
+
+MIRROR = 'hub'   # the folder of a data folder that holds mirrored hub datasets, one per `hub/<dataset id>`
+
+def hub_path(hid:str, data_dir=None) -> str:
+    "What `datasets.load_dataset` reads for hub dataset `hid`: its mirror `data_dir/hub/<hid>` when there is one, else `hid`."
+    p = Path(data_dir)/MIRROR/hid if data_dir is not None else None
+    return str(p) if p is not None and (p/'README.md').is_file() else hid
+
+def mirror_files(path:str, config:str|None, split:str) -> list[str]:
+    """The Parquet files of one split of a mirror. Read with the `parquet` builder: offline, `load_dataset(folder, config)` can
+    return the cache of another folder of the same name and config, so a mirror is read by its files (cached by their paths and times)."""
+    files = sorted(str(p) for p in Path(path).glob(f"{config or 'default'}/{split}-*.parquet"))
+    if not files: raise ITTError(f"{path}: the mirror has no {config or 'default'} {split} split: pull it again (itt-xling data pull) or remove it")
+    return files
+
+def model_path(model:str, data_dir=None) -> str:
+    "The encoder to load for `model`: its mirror `data_dir/models/<model>` when there is one, else `model`."
+    p = Path(data_dir)/'models'/str(model) if data_dir is not None else None
+    return str(p) if p is not None and (p/'config.json').is_file() else str(model)
+
+def read_from(task, split:str, data_dir=None) -> str:
+    "What `load_split` reads for `task`'s `split`: 'local' files, the 'hub', its 'mirror' in the data folder, or 'missing' (no files there, no hub source)."
+    t = get_task(task)
+    if task_source(t, split, data_dir) == 'local':
+        return 'local' if data_dir is not None and any(local_files(t, split, l, data_dir) for l in t.langs) else 'missing'
+    if not (t.hub and split in t.hub_splits): return 'missing'
+    return 'mirror' if hub_path(t.hub[0][0], data_dir) != t.hub[0][0] else 'hub'
+
 # %% ../nbs/11_load.ipynb #f087bdbc
 def load_split(task, # task name or `TaskSpec`
                split:str, # 'train', 'validation' or 'test'
                lang:str='en', # ISO 639-1 code
-               data_dir=None, # folder with the original files; None reads the hub
+               data_dir=None, # data folder (or `DataDir`): each task from its files there, else the hub (`task_source`); None reads the hub
               ):
     "One split of one language of a task as a `datasets.Dataset` in the kind's canonical columns."
     t = get_task(task)
@@ -582,7 +640,9 @@ def load_split(task, # task name or `TaskSpec`
     return _dataset(t, rows)
 
 def _rows(t, split, lang, data_dir):
-    return read_local(t, split, lang, data_dir) if data_dir is not None else _hub_rows(t, split, lang)
+    "Rows from the task's files or from the hub, as `task_source` chooses."
+    if data_dir is not None and task_source(t, split, data_dir) == 'local': return read_local(t, split, lang, data_dir)
+    return _hub_rows(t, split, lang, data_dir)
 
 # %% ../nbs/11_load.ipynb #3cde2ae1
 def hub_load_error(what:str, # the source, as `id/config (split)`
@@ -608,18 +668,26 @@ def _hub_split(t:TaskSpec, split:str) -> list:
     s = t.hub_splits[split]
     return [s.format(r=r) for r in (1, 2, 3)] if '{r}' in s else [s]
 
-def _hub_rows(t:TaskSpec, split:str, lang:str) -> list:
-    "Canonical rows from the hub source of `t` (see `TaskSpec.hub`)."
+def hub_parts(task, split:str, lang:str) -> list:
+    "`(dataset id, config, hub split, load_dataset keywords)` that `load_split` reads from the hub for `task`/`split`/`lang` (none without a hub source)."
+    t = get_task(task); src = t.hub_source(lang)
+    if src is None or split not in t.hub_splits: return []
+    return [(src[0], src[1], s, src[2]) for s in _hub_split(t, split)]
+
+def _hub_rows(
+t:TaskSpec, split:str, lang:str, data_dir=None) -> list:
+    "Canonical rows from the hub source of `t` (see `TaskSpec.hub`), or from its mirror in `data_dir` (`hub_path`)."
     src = t.hub_source(lang)
     if src is None or split not in t.hub_splits:
-        raise ITTError(f"{t.name} ({lang}, {split}) has no hub source; pass --data-dir with the original files ({', '.join(file_patterns(t, split, lang)) or 'none known'})")
+        raise ITTError(f"{t.name} ({lang}, {split}) has no hub source; pass --data-dir with the original files ({', '.join(file_patterns(t, split, lang)) or 'none known'})"
+                       + (f"; published at {t.published}" if t.published else ''))
     hid, cfg, kw = src
-    name = f"{hid}{'/' + cfg if cfg else ''}"
-    if hub_offline(): raise hub_error(f"{name} ({split})")
+    name, path = f"{hid}{'/' + cfg if cfg else ''}", hub_path(hid, data_dir)
+    if path == hid and hub_offline(): raise hub_error(f"{name} ({split})", fix='use --data-dir with local files or a mirror (itt-xling data pull), or go online')
     import datasets
     rows = []
     for s in _hub_split(t, split):
-        try: ds = datasets.load_dataset(hid, cfg, split=s, **kw)
+        try: ds = datasets.load_dataset(path, cfg, split=s, **kw) if path == hid else datasets.load_dataset('parquet', data_files={s: mirror_files(path, cfg, s)}, split=s)
         except Exception as e:
             if (err := hub_load_error(f"{name} ({s})", e)) is None: raise
             raise err from None
@@ -709,6 +777,25 @@ def load_translated(task, lang:str, data_dir=None):
     if lang not in TRANSLATIONS[t.name].langs:
         raise ITTError(f"no translation of {t.name} into {lang!r}; its translate-train languages are {' '.join(TRANSLATIONS[t.name].langs)}")
     return _dataset(t, [dict(r, id=f"{lang}:{r['id']}") for r in _translated_rows(t, lang, data_dir)])
+
+# %% ../nbs/11_load.ipynb #088a23c2
+def _card(root:Path) -> str:
+    "The README of a mirror: one config per subfolder, one split per Parquet file (YAML front matter, written as JSON)."
+    cfgs = [dict(config_name=c.name, data_files=[dict(split=f.name.split('-')[0], path=f'{c.name}/{f.name}') for f in sorted(c.glob('*.parquet'))])
+            for c in sorted(p for p in root.iterdir() if p.is_dir())]
+    return '---\nconfigs: ' + json.dumps([c for c in cfgs if c['data_files']], indent=2) + '\n---\nA mirror of the hub dataset, written by `itt-xling data pull`.\n'
+
+def write_mirror(ds, # one split of one config of a hub dataset (a `datasets.Dataset`), as published
+                 out, # the data folder; the mirror goes to `out/hub/<hid>`
+                 hid:str, # hub dataset id
+                 config:str|None, # its config (None: 'default')
+                 split:str, # the hub's name of the split
+                ) -> Path:
+    "Write `ds` into the mirror of `hid` (Parquet keeps its features) and rewrite its README; returns the mirror's folder."
+    root = Path(out)/MIRROR/hid
+    with atomic_write(root/(config or 'default')/f'{split}-00000-of-00001.parquet', 'wb') as f: ds.to_parquet(f)
+    write_text(root/'README.md', _card(root))
+    return root
 
 # %% ../nbs/11_load.ipynb #a9257ab9
 def load_candidates(task, # 'lareqa', 'bucc2018' or 'mewslix'

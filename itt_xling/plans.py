@@ -9,14 +9,14 @@ from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import yaml
 import itt_xling
-from .core import ITTError, did_you_mean, find_data_dir, DATA_DIR_HELP, load_yaml, check_out, run_entry
+from .core import ITTError, did_you_mean, find_data_dir, DATA_DIR_HELP, load_yaml, check_out, run_entry, hub_offline, hub_error
 from .features import qa_window_error
 from .tasks import get_task, task_langs, translated_langs, BENCHMARKS
-from .load import load_split
+from .load import load_split, data_source, read_from, hub_parts, hub_path, model_path, write_mirror, file_patterns, hub_load_error
 from .settings import (Settings, setting, SAFE_NAME, Sampling, MLMSpec, LoraSpec, Scope, Recipe, Output, Stage,
                                 check_key, check_task_settings, build, make_stage, lora_tag)
 from .metrics import aggregate
-from .encoders import resolve_encoder
+from .encoders import resolve_encoder, ENCODERS
 from .recipe import load_stage_data, dev_or_none, held_out, selection_of, dev_missing
 from .trainer import is_main, barrier
 from .stages import run_stage, stage_tokenizer
@@ -28,8 +28,9 @@ __all__ = ['TARGET_EPOCHS', 'PRESETS_DIR', 'BASELINE', 'TRAIN_EXAMPLES', 'EVAL_E
            'PADDING', 'STAGE_OVERHEAD_S', 'Intermediate', 'Plan', 'paper_settings', 'stage_settings', 'Where',
            'plan_from_dict', 'check_targets', 'check_intermediates', 'check_langs', 'check_windows', 'check_plan',
            'check_translations', 'presets', 'load_plan', 'chain_of', 'expand', 'stages_of', 'model_params',
-           'stage_cost', 'estimate_cost', 'selection_notes', 'translation_notes', 'describe', 'with_options',
-           'run_stages', 'preflight', 'run_plan', 'summary', 'plan_parser', 'cli_run']
+           'stage_cost', 'estimate_cost', 'selection_notes', 'translation_notes', 'stage_reads', 'stage_sources',
+           'plan_data', 'model_source', 'files_needed', 'data_lines', 'describe', 'with_options', 'run_stages',
+           'preflight', 'run_plan', 'summary', 'plan_parser', 'cli_run', 'pull_list', 'pull', 'cli_data']
 
 # %% ../nbs/61_plans.ipynb #9c7609af
 @dataclass(frozen=True)
@@ -168,6 +169,9 @@ def check_langs(plan:Plan, where):
     for key in ('translate_train', 'train_on_dev'):
         for t in getattr(plan.recipe, key): _task(t, where, key, t)
     check_translations(plan, where)
+    for t, s in plan.output.sources.items():
+        _task(t, where, 'sources', t)
+        if s not in ('local', 'hub'): raise ITTError(f"{where('sources', t)}: must be 'local' or 'hub', not {s!r}")
     for t in plan.overrides:
         if t not in [e.name for e in plan.intermediate]: _task(t, where, 'overrides', t)
 
@@ -281,7 +285,6 @@ PARAMS = {'facebookai/xlm-roberta-large': 303e6, 'xlm-roberta-large': 303e6, 'fa
           'xlm-roberta-base': 85e6, 'me5-small': 21e6, 'tiny-xlmr': 25e3}
 GPU_FLOPS, MFU, PADDING, STAGE_OVERHEAD_S = 312e12, 0.15, 1.15, 180
 
-
 # %% ../nbs/61_plans.ipynb #3e2d5b95
 def model_params(model:str) -> float:
     "Non-embedding parameters of `model` (table, a local config.json, or XLM-R Large when unknown)."
@@ -327,6 +330,59 @@ def translation_notes(stages) -> list[str]:
     "The dry run's lines on translate-train: per stage that adds translated data, the task and its languages."
     return [f"{s.id} adds translated {t} in {' '.join(ls)}" for s in stages for t, ls in s.recipe.translate_train.items() if t in s.tasks and ls]
 
+# %% ../nbs/61_plans.ipynb #a4cf7378
+def stage_reads(st:Stage) -> list[tuple]:
+    "`(task, split, languages)` a stage reads: its training data and English dev set, and each evaluated task's split and languages."
+    rec, out = st.recipe, []
+    for t in st.tasks:
+        for p in get_task(t).parts or (t,):
+            out.append((p, 'validation' if t in rec.train_on_dev else 'train', ('en', *rec.translate_train.get(t, ()))))
+            if (st.optim.select_best or st.target is None) and 'validation' in get_task(p).splits: out.append((p, 'validation', ('en',)))
+    return out + [(t, eval_split(t, st.scope.split), tuple(rec.langs.get(t) or task_langs(t, rec.benchmark))) for t in st.evals]
+
+def stage_sources(st:Stage) -> str:
+    "Where each task a stage reads comes from (`load.read_from`): e.g. 'mnli hub, xnli hub', 'ccg missing'."
+    d, seen = data_source(st.output.data_dir, st.output.sources), {}
+    for t, split, _ in stage_reads(st): seen.setdefault(t, set()).add(read_from(t, split, d))
+    return ', '.join(f"{t} {'/'.join(sorted(s))}" for t, s in seen.items())
+
+def plan_data(plan) -> dict:
+    "What a plan reads: 'missing' `{(task, split)}` (files to put in the data folder) and 'hub' `{(dataset id, config, hub split, keywords)}` to download."
+    plan, out = load_plan(plan), dict(missing={}, hub={})
+    for st in stages_of(plan):
+        d = data_source(st.output.data_dir, st.output.sources)
+        for t, split, langs in stage_reads(st):
+            src = read_from(t, split, d)
+            if src == 'missing': out['missing'][(t, split)] = None
+            elif src == 'hub': out['hub'].update({(h, c, s, json.dumps(kw)): None for l in langs for h, c, s, kw in hub_parts(t, split, l)})
+    return {k: list(v) for k, v in out.items()}
+
+def model_source(model:str, data_dir=None) -> str:
+    "Where a plan's encoder comes from: its 'mirror' in the data folder, 'built in' (tiny-xlmr, me5-small), a 'local folder' or the 'hub'."
+    if model_path(model, data_dir) != str(model): return 'mirror'
+    if str(model).lower().replace('_', '-') in ENCODERS: return 'built in'
+    return 'local folder' if Path(str(model)).expanduser().is_dir() else 'hub'
+
+def files_needed(t:str, split:str) -> str:
+    "Which files of task `t`'s `split` to put in the data folder, and where they are published."
+    spec = get_task(t)
+    pats = [ps.split('|')[0] for ps in spec.files.get(split, ())]
+    shown = ', '.join(pats) if len(pats) <= 3 else f"{pats[0]} ... {pats[-1]} ({len(pats)} patterns)"
+    return f"{t} {split}: {shown or '(no local format)'} under the data folder; published at {spec.published or 'no known source'}"
+
+def data_lines(plan) -> list[str]:
+    "The end of a dry run: the files to put in the data folder and where they are published, then the hub datasets and the model to download."
+    plan = load_plan(plan); need, d = plan_data(plan), plan.output.data_dir
+    lines = [f"data folder: {d or 'none (every task from the hub)'}"] + [f"  files needed: {files_needed(t, s)}" for t, s in need['missing']]
+    hub = {}
+    for h, c, _, _ in need['hub']: hub.setdefault(h, set()).add(c or 'default')
+    if hub: lines.append(f"  from the hub ({len(hub)} datasets): " + '; '.join(f"{h} ({len(c)} config{'s' * (len(c) != 1)})" for h, c in hub.items()))
+    src = model_source(plan.model, d)
+    lines.append(f"  model {plan.model}: {'from the hub' if src == 'hub' else src}")
+    if hub_offline() and (hub or src == 'hub'):
+        lines.append("  the hub is offline: these would be downloaded; fetch them where there is internet with `itt-xling data pull PLAN --out DIR`, then pass --data-dir DIR")
+    return lines
+
 # %% ../nbs/61_plans.ipynb #33cda848
 def describe(plan) -> str:
     "The expanded grid of a plan, one line per stage, with its cost estimate."
@@ -336,19 +392,19 @@ def describe(plan) -> str:
     lines.append(f"plan {plan.name}: {plan.description}".rstrip(': '))
     lines.append(f"model {plan.model}; seeds {list(plan.seeds)}; {n_int} intermediate setting{'s' * (n_int != 1)}"
                  f"{' + baseline' if plan.baseline else ''}; targets {' '.join(plan.target)}; lora {lora_tag(plan.lora)}")
-    lines.append(f"{'stage':<34} {'trains on':<28} {'from':<22} {'epochs':>6} {'examples':>9} {'evaluates':<18} {'GPU-h':>7}")
+    lines.append(f"{'stage':<34} {'trains on':<28} {'from':<22} {'epochs':>6} {'examples':>9} {'evaluates':<18} {'GPU-h':>7}  data (per task: local, hub, mirror or missing)")
     total = 0.0
     for c in chains:
         for s in c:
             k = stage_cost(s); total += k['gpu_hours']
             tr = '+'.join(s.tasks) + (' (dev by item)' if s.recipe.train_on_dev else '') if s.tasks else '-'
             lines.append(f"{s.id:<34} {tr:<28} {(s.parent or 'pretrained'):<22} {(s.optim.epochs if s.tasks else 0):>6g} "
-                         f"{k['examples']:>9,} {' '.join(s.evals):<18} {k['gpu_hours']:>7.2f}")
+                         f"{k['examples']:>9,} {' '.join(s.evals):<18} {k['gpu_hours']:>7.2f}  {stage_sources(s)}")
     lines += selection_notes([s for c in chains for s in c], plan.output.data_dir) + translation_notes([s for c in chains for s in c])
     cost = estimate_cost(plan)
     lines.append(f"{cost['stages']} stages ({cost['gpu_runs']} training runs) in {cost['chains']} chains; "
                  f"estimated {cost['gpu_hours']:,.1f} GPU-hours (A100 bf16 at {MFU:.0%} of peak, 6N FLOPs per training token)")
-    return '\n'.join(lines)
+    return '\n'.join(lines + data_lines(plan))
 
 # %% ../nbs/61_plans.ipynb #b7f9324e
 def with_options(plan, model:str|None=None, seeds=None, data_dir=None) -> Plan:
@@ -360,6 +416,7 @@ def with_options(plan, model:str|None=None, seeds=None, data_dir=None) -> Plan:
     if d == 'hub': d = None
     elif d is None: d = str(find_data_dir()) if find_data_dir() is not None else None
     elif not Path(d).expanduser().is_dir(): raise ITTError(f"data dir {d} does not exist: pass an existing folder to --data-dir")
+    data_source(d, plan.output.sources)                  # a task forced to 'local' needs a folder
     return replace(plan, output=replace(plan.output, data_dir=d))
 
 def _eta(done:list[float], left:int) -> str:
@@ -387,12 +444,12 @@ def run_stages(stages, out, resume:bool=False, force:bool=False, log=print) -> l
 def preflight(stages, data_dir=None):
     "Load the tokenizer, the training and dev data and every evaluation language of every stage still to run (each once), so that a bad file, a missing language or an unreachable hub stops the run before anything is written."
     import datasets
-    for enc in dict.fromkeys(s.model for s in stages): stage_tokenizer(resolve_encoder(enc))
+    for enc in dict.fromkeys(model_path(s.model, s.output.data_dir) for s in stages): stage_tokenizer(resolve_encoder(enc))
     seen, bars = set(), datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
     try:
         for st in stages:
-            d, rec = st.output.data_dir, st.recipe
+            d, rec = data_source(st.output.data_dir, st.output.sources), st.recipe
             for t in st.tasks:
                 key = (t, d, t in rec.train_on_dev, rec.dev_fraction, rec.translate_train.get(t, ()), st.optim.select_best)
                 if key in seen: continue
@@ -406,7 +463,10 @@ def preflight(stages, data_dir=None):
                 if rec.skip_bad_langs and not rec.langs.get(t): continue   # bad files are skipped, with a warning, as they are met
                 for lang in eval_langs(t, rec.langs.get(t), split, d, rec.benchmark):   # every language that will be evaluated
                     key = ('eval', t, split, lang, d, rec.heldout_tasks, rec.dev_fraction)
-                    if key in seen or (get_task(t).kind == 'retrieval' and t != 'tatoeba'): continue
+                    if key in seen: continue
+                    if get_task(t).kind == 'retrieval' and t != 'tatoeba':   # a candidate pool: its files must be there
+                        if read_from(t, split, d) == 'missing': raise ITTError(f"{t} is read from files only: put {files_needed(t, split)} (--data-dir)")
+                        continue
                     seen.add(key); held_out(st, t)(load_split(t, split, lang, d))
     finally:
         if bars: datasets.enable_progress_bars()
@@ -460,3 +520,41 @@ def cli_run(argv:list[str]) -> int:
     print(f"{res} ({sum(1 for _ in open(res)) - 1} rows) in {time.time() - t0:.1f} s")
     return 0
 
+# %% ../nbs/61_plans.ipynb #03c9c5ae
+def pull_list(plan) -> list[tuple]:
+    "What `itt-xling data pull` fetches for `plan`: `(dataset id, config, hub split, load_dataset keywords as JSON)` of every hub-read split, then the model if it is on the hub."
+    plan = load_plan(plan)
+    plan = replace(plan, output=replace(plan.output, data_dir=None, sources={k: v for k, v in plan.output.sources.items() if v != 'local'}))
+    return plan_data(plan)['hub'] + ([('model', plan.model, None, '{}')] if model_source(plan.model) == 'hub' else [])
+
+_OTHER_FRAMEWORKS = ['*.h5', '*.msgpack', '*.onnx', 'onnx/*', '*.ot', 'tf_model*', 'flax_model*', 'rust_model*']   # weights PyTorch does not read
+
+def pull(plan, out) -> Path:
+    "Fetch every hub dataset split `plan` reads into mirrors under `out/hub` (`load.write_mirror`), and its model into `out/models/<model id>`."
+    import datasets
+    plan, out = load_plan(plan), Path(out)
+    if hub_offline(): raise hub_error(f"the data of plan {plan.name}", fix='run `itt-xling data pull` on a machine with internet')
+    for h, c, s, kw in pull_list(plan):
+        if h == 'model':
+            from huggingface_hub import snapshot_download
+            snapshot_download(c, local_dir=out/'models'/c, ignore_patterns=_OTHER_FRAMEWORKS); continue
+        try: ds = datasets.load_dataset(h, c, split=s, **json.loads(kw))
+        except Exception as e:
+            if (err := hub_load_error(f"{h}{'/' + c if c else ''} ({s})", e)) is None: raise
+            raise err from None
+        write_mirror(ds, out, h, c, s)
+    return out
+
+def cli_data(argv:list[str]) -> int:
+    "`itt-xling data pull PLAN --out DIR [--dry-run]`: fetch what a plan reads from the hub into a data folder for a machine without internet."
+    p = argparse.ArgumentParser(prog='itt-xling data', description='Fetch the hub datasets and the model a plan reads into a data folder (then: itt-xling run PLAN --data-dir DIR, offline).')
+    p.add_argument('action', choices=['pull'], help='pull: download into --out')
+    p.add_argument('plan', help=f"a preset ({', '.join(presets())}) or a plan YAML file")
+    p.add_argument('--out', required=True, help='the data folder to fill (hub/<dataset id>/..., models/<model id>/)')
+    p.add_argument('--dry-run', action='store_true', help='list what would be fetched, fetch nothing')
+    a = p.parse_args(argv)
+    if a.dry_run:
+        for h, c, s, kw in pull_list(a.plan): print(f"model {c}" if h == 'model' else f"{h} {c or 'default'} {s}{' ' + kw if kw != '{}' else ''}")
+        return 0
+    print(f"pulled into {pull(a.plan, a.out)}")
+    return 0

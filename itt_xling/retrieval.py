@@ -9,7 +9,8 @@ from collections import Counter
 import numpy as np
 from .core import ITTError, find_data_dir, progress, read_text
 from .tasks import get_task
-from .load import load_split, load_candidates, local_files
+from .load import load_split, load_candidates, local_files, task_source, DataDir
+
 from .metrics import accuracy, bucc_f1, map_at_k
 from .encoders import mean_pool
 
@@ -137,7 +138,7 @@ def _lang_rows(task, lang, split, metrics:dict, n:int) -> list[dict]:
 def tatoeba_eval(model, # encoder
                  tokenizer, # its tokenizer
                  langs=None, # ISO 639-1 codes (default: every Tatoeba language with local data)
-                 data_dir=None, # local data folder (default: `find_data_dir()`)
+                 data_dir=None, # data folder or `DataDir` (default: `find_data_dir()`; none: the hub)
                  split:str='test', # split to load
                  layer:int|None=None, # hidden-state layer (default: `default_layer(model)`)
                  batch_size:int=64, # sentences per forward pass
@@ -146,8 +147,9 @@ def tatoeba_eval(model, # encoder
                  prefixes:bool=True, # e5 models: both sides as queries (e5's advice for symmetric tasks such as bitext mining)
                 ) -> list[dict]:
     "Tatoeba accuracy en→xx (`accuracy`, XTREME's official direction) and xx→en (`accuracy_xx_en`) per language, as tidy rows (0-100)."
-    data_dir = _data(data_dir)
-    langs = list(langs) if langs is not None else _local_langs('tatoeba', split, data_dir)
+    data_dir = data_dir if isinstance(data_dir, DataDir) else find_data_dir(data_dir)   # None: none found, the hub
+    local = data_dir is not None and task_source('tatoeba', split, data_dir) == 'local'
+    langs = list(langs) if langs is not None else _local_langs('tatoeba', split, data_dir) if local else list(get_task('tatoeba').langs)
     rows = []
     for lang in progress(langs, 'tatoeba: encode and search', unit='lang'):
         ds = load_split('tatoeba', split, lang=lang, data_dir=data_dir)
@@ -374,14 +376,10 @@ def bible_eval(model, # encoder
 # %% ../nbs/41_retrieval.ipynb #549c60fe
 def _tatoeba(model, tokenizer, task, langs, data_dir, split, limit=None, preds=None, prefixes=True):
     return tatoeba_eval(model, tokenizer, langs, data_dir, split=split, limit=limit, preds=preds, prefixes=prefixes)
-
 def _bucc(model, tokenizer, task, langs, data_dir, split, limit=None, preds=None, prefixes=True):
     return bucc_eval(model, tokenizer, langs, data_dir, split=split, preds=preds, prefixes=prefixes)
-
 def _map(model, tokenizer, task, langs, data_dir, split, limit=None, preds=None, prefixes=True):
     return map_eval(model, tokenizer, task, langs, data_dir, split=split, preds=preds, prefixes=prefixes)
-
 def _bible(model, tokenizer, task, langs, data_dir, split, limit=None, preds=None, prefixes=True):
     return bible_eval(model, tokenizer, langs, data_dir, split=split, limit=limit, preds=preds, prefixes=prefixes)
-
 RETRIEVERS = {'tatoeba': _tatoeba, 'bucc2018': _bucc, 'lareqa': _map, 'mewslix': _map, 'bible-sr': _bible}

@@ -188,6 +188,8 @@ class Output(Settings):
     "Where and how a stage reports; none of it changes a result."
     run: str = setting('run', 'name of the plan, recorded in results', guard=False)
     data_dir: str|None = setting(None, 'local data folder (None: the hub)', guard=False)
+    sources: dict[str, str] = setting(None, "task -> 'local' or 'hub', forcing its source (default: local files where the data folder holds the split, else the hub)",
+                                      factory=dict, guard=False)
     report_to: str = setting('none', 'Trainer loggers', choices=('none', 'tensorboard', 'wandb', 'mlflow'), guard=False)
 
 # %% ../nbs/01_settings.ipynb #60411dca

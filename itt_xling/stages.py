@@ -13,6 +13,7 @@ from .encoders import resolve_encoder
 from .models import build_model, transfer_encoder, apply_lora, lora_state, load_model, save_model, load_tokenizer
 from .features import featurize, data_collator
 from .recipe import load_stage_data, held_out, dev_or_none, selection_of, selection_dev, selection_record
+from .load import data_source, model_path
 from .trainer import fit, last_checkpoint, freeze_embeddings, train_summary, trainer_state, on_cuda, is_main, barrier, wait_for
 from .multitask import train_multitask
 from .zero_shot import evaluate, score_examples
@@ -200,7 +201,7 @@ def run_stage(stage:Stage, out_dir, init_from=None, resume:bool=False, force:boo
     "Train and evaluate `stage` into `out_dir/<stage.id>`; a finished stage is skipped. Returns its metrics."
     from transformers import set_seed
     out = Path(out_dir); sd = out/stage.id
-    data_dir = data_dir if data_dir is not None else stage.output.data_dir
+    data_dir = data_dir if data_dir is not None else data_source(stage.output.data_dir, stage.output.sources)
     parent = stage_parent(stage, out, init_from)
     parent_hash = read_hash(parent) if parent is not None else None
     fresh = check_stage(stage, sd, force, parent_hash)    # nothing is written before the model and data have loaded
@@ -209,7 +210,7 @@ def run_stage(stage:Stage, out_dir, init_from=None, resume:bool=False, force:boo
     if ckpt and not resume and stage.tasks and not force:
         raise ITTError(f"stage {stage.id} was interrupted (last checkpoint: {Path(ckpt).name}): pass --resume to continue it or --force to restart it")
     set_seed(stage.seed, deterministic=not on_cuda())
-    enc = resolve_encoder(stage.model); tok = stage_tokenizer(enc)
+    enc = resolve_encoder(model_path(stage.model, data_dir)); tok = stage_tokenizer(enc)   # a mirrored model where the data folder has one
     src = load_trained(parent) if parent is not None and (parent/'model').exists() else None
     def prepare():                                       # once the model and data have loaded: the main process records the config
         if is_main(): record_stage(stage, sd, parent_hash, fresh or (bool(ckpt) and not resume), data_dir)

@@ -163,6 +163,7 @@ class TaskSpec:
     parts:tuple = ()            # tasks concatenated into this one (anli_plus)
     languages:tuple = ()        # the languages of a task outside both benchmarks (the demo's)
     max_length:int|None = None  # retrieval: tokens kept per encoded sentence (None: 512, as XTREME)
+    published:str = ''          # where the original files are published (what a task read from files needs)
 
     @property
     def langs(self) -> tuple:
@@ -231,13 +232,14 @@ _INTERMEDIATE = _INTERMEDIATE_CLASSIFICATION + [
        hub=(('rajpurkar/squad_v2', None, None),), hub_splits=_TV, fmt='squad_json',
        files={'train': ('squad/train-v2.0.json',), 'validation': ('squad/dev-v2.0.json',)}),
     _T('ccg', 'tagging', 'intermediate', 'accuracy', description='CCGbank supertagging (LDC; local files only; tag set read from the data)',
+       published='CCGbank, LDC2005T13 (licensed): https://catalog.ldc.upenn.edu/LDC2005T13 (data/AUTO/<section>/wsj_*.auto)',
        fmt='ccg_auto', files={'train': tuple(f'ccg/AUTO/{s:02d}/wsj_*.auto' for s in range(2, 22)),
                               'validation': ('ccg/AUTO/00/wsj_*.auto',), 'test': ('ccg/AUTO/23/wsj_*.auto',)}),
     _T('commonsenseqa', 'multiple_choice', 'intermediate', 'accuracy', description='CommonsenseQA', n_choices=5,
        hub=(('tau/commonsense_qa', None, None),), hub_splits=_TV, fmt='csqa_jsonl',
        files={'train': ('commonsense_qa/train_rand_split.jsonl',), 'validation': ('commonsense_qa/dev_rand_split.jsonl',)}),
     _T('cosmosqa', 'multiple_choice', 'intermediate', 'accuracy', description='Cosmos QA', n_choices=4,
-       hub=(), hub_splits={}, fmt='cosmos_csv',   # allenai/cosmos_qa is a loading script only: local files
+       hub=(), hub_splits={}, fmt='cosmos_csv', published='https://github.com/wilburOne/cosmosqa (data/train.csv, data/valid.csv)',   # allenai/cosmos_qa is a loading script only: local files
        files={'train': ('cosmos_qa/train.csv',), 'validation': ('cosmos_qa/valid.csv',)}),
     _T('hellaswag', 'multiple_choice', 'intermediate', 'accuracy', description="HellaSwag (as jiant: ctx_a, then ctx_b + ' ' + ending)", n_choices=4,
        hub=(('Rowan/hellaswag', None, None, {'revision': 'refs/convert/parquet'}),), hub_splits=_TV, fmt='hellaswag_jsonl',
@@ -278,6 +280,7 @@ _TARGETS = [
        files={'train': ('tydiqa/tydiqa-goldp-v1.1-train.json',), 'validation': ('tydiqa/tydiqa-goldp-v1.1-dev.json',)}),
     _T('bucc2018', 'retrieval', 'target', 'f1', description='BUCC 2018 parallel sentence mining (gold pairs; candidates via load_candidates)', eval_split='test',
        hub=(('google/xtreme', 'bucc18.{lang}', None),), hub_splits={'validation': 'validation', 'test': 'test'}, fmt='bucc',
+       published='https://comparable.limsi.fr/bucc2018/ (bucc2018-{lang}-en.sample-gold.tar.bz2 and .training-gold.tar.bz2; candidate pools are read from these files)',
        files={'validation': ('bucc2018/{lang}-en/{lang}-en.sample.gold',), 'test': ('bucc2018/{lang}-en/{lang}-en.training.gold',)}),
     _T('tatoeba', 'retrieval', 'target', 'accuracy', description='Tatoeba bitext retrieval (LASER test sets, up to 1,000 pairs)', eval_split='test',
        hub=(('mteb/tatoeba-bitext-mining', '{laser}-eng', None),), hub_splits={'test': 'test'}, fmt='tatoeba',
@@ -286,9 +289,10 @@ _TARGETS = [
        hub=(('cambridgeltl/xcopa', '{lang}', None),), hub_splits={'validation': 'validation', 'test': 'test'}, fmt='copa_jsonl',
        files={'validation': ('xcopa/data/{lang}/val.{lang}.jsonl',), 'test': ('xcopa/data/{lang}/test.{lang}.jsonl',)}),
     _T('lareqa', 'retrieval', 'target', 'map@20', description='LAReQA on XQuAD-R: retrieve the answer sentence from all languages\' pools',
-       fmt='xquad_r', files={'validation': ('lareqa/xquad-r/{lang}.json',)}),
+       fmt='xquad_r', published='https://github.com/google-research-datasets/lareqa (xquad-r/{lang}.json)', files={'validation': ('lareqa/xquad-r/{lang}.json',)}),
     _T('mewslix', 'retrieval', 'target', 'map@20', description='Mewsli-X: link a news mention to its Wikipedia entity description', eval_split='test',
-       fmt='mewslix', files={'validation': ('mewslix/wikinews_mentions-dev.jsonl',), 'test': ('mewslix/wikinews_mentions-test.jsonl',)}),
+       fmt='mewslix', published='https://github.com/google-research/google-research/tree/master/dense_representations_for_entity_retrieval/mel (get-mewsli-x.sh: wikinews_mentions-*.jsonl, candidate_set_entities.jsonl)',
+       files={'validation': ('mewslix/wikinews_mentions-dev.jsonl',), 'test': ('mewslix/wikinews_mentions-test.jsonl',)}),
 ]
 
 # %% ../nbs/10_tasks.ipynb #1f92bbe9

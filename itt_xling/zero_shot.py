@@ -9,7 +9,7 @@ from pathlib import Path
 from .core import ITTError, DATA_DIR_HELP, find_data_dir, progress, at_least, check_out, run_entry, warn
 from .rundir import write_predictions, write_metrics, merge_results, locked
 from .tasks import get_task, task_langs
-from .load import load_split, local_files
+from .load import load_split, local_files, task_source
 from .features import featurize, data_collator, postprocess
 from .metrics import compute_metrics
 from .models import AUTO_MODELS, build_model, load_model, load_tokenizer
@@ -92,11 +92,12 @@ def eval_langs(task, # task name or `TaskSpec`
                data_dir=None, # local data folder; None: the hub
                benchmark:str|None='xtreme-r', # whose language list (`tasks.task_langs`; None: every language of the task)
               ) -> list[str]:
-    "The languages evaluated: `langs` if given; else the benchmark's, only those with local files when there is a `data_dir`."
+    "The languages evaluated: `langs` if given; else the benchmark's, only those with local files where the task is read from a data folder (`load.task_source`)."
     if langs: return [langs] if isinstance(langs, str) else list(langs)
     t = get_task(task)
-    found = list(task_langs(t, benchmark))
-    return found if data_dir is None else [l for l in found if _has_files(t, eval_split(t, split), l, data_dir)]
+    found, split = list(task_langs(t, benchmark)), eval_split(t, split)
+    if data_dir is None or all(task_source(p, split, data_dir) == 'hub' for p in (t.parts or (t.name,))): return found
+    return [l for l in found if _has_files(t, split, l, data_dir)]
 
 # %% ../nbs/42_zero_shot.ipynb #ce63f454
 def score_examples(model, tokenizer, task, ds, # a fine-tuned model, its tokenizer, the task and its examples

@@ -147,7 +147,7 @@ def test_empty_split(plan, broken, tmp_path):
 
 def test_hub_offline(plan, tmp_path):
     user_error(*cli('run', plan(PAWSX + "data_dir: hub\n"), '--out', tmp_path/'out'),
-               r"cannot load google-research-datasets/paws-x/en \(validation\) from the Hugging Face hub: the hub is offline.*use --data-dir with local files, or go online")
+               r"cannot load google-research-datasets/paws-x/en \(validation\) from the Hugging Face hub: the hub is offline.*use --data-dir with local files or a mirror \(itt-xling data pull\), or go online")
     user_error(*cli('run', plan(PAWSX), '--model', 'FacebookAI/xlm-roberta-base', '--out', tmp_path/'out2'),
                r"cannot load tokenizer 'FacebookAI/xlm-roberta-base' from the Hugging Face hub: the hub is offline.*pass a local model folder or me5-small \(--model\)")
 

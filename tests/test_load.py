@@ -5,7 +5,7 @@ import pytest
 from datasets import Dataset, ClassLabel, Features, Sequence, Value
 from itt_xling.core import ITTError
 from itt_xling.tasks import TASKS, get_task
-from itt_xling.load import (load_split, load_candidates, from_hub, local_files, file_patterns, READERS, FIXTURES,
+from itt_xling.load import (data_source, load_split, load_candidates, from_hub, local_files, file_patterns, READERS, FIXTURES,
                             read_local, cli_tasks)
 from itt_xling.cli import main
 
@@ -167,10 +167,16 @@ def test_split_missing(data_dir):
 
 
 def test_data_dir_without_the_files(tmp_path):
+    "A task forced to local files names the files; left to choose, a data folder without them reads the hub (offline here); a task without a hub source names its files."
+    local = data_source(tmp_path, {'xnli': 'local', 'mnli': 'local'})
     with pytest.raises(ITTError, match=r"no xnli validation files for 'de' in the data dir: looked for xnli/dev-de.tsv"):
-        load_split('xnli', 'validation', 'de', data_dir=tmp_path)
+        load_split('xnli', 'validation', 'de', data_dir=local)
     with pytest.raises(ITTError, match=r"looked for mnli/multinli_1.0_train.jsonl, mnli/train.tsv"):
-        load_split('mnli', 'train', data_dir=tmp_path)
+        load_split('mnli', 'train', data_dir=local)
+    with pytest.raises(ITTError, match=r"^cannot load facebook/xnli/de \(validation\) from the Hugging Face hub: the hub is offline"):
+        load_split('xnli', 'validation', 'de', data_dir=tmp_path)
+    with pytest.raises(ITTError, match=r"no cosmosqa validation files for 'en' in the data dir: looked for cosmos_qa/valid.csv"):
+        load_split('cosmosqa', 'validation', data_dir=tmp_path)
     with pytest.raises(ITTError, match='does not exist'): load_split('xnli', 'validation', 'de', data_dir=tmp_path/'nope')
 
 

@@ -107,3 +107,38 @@ def test_translate_train_languages_checked():
         load_plan("target: [xnli]\nintermediate: [{tasks: [mnli], translate_train: {rte: [de]}}]\n")
     with pytest.raises(ITTError, match="translate_train.rte.0: rte has no translated training data in 'de'; it has none"):
         load_plan("target: [xnli]\ntranslate_train: {rte: [de]}\n")
+
+@pytest.mark.parametrize('preset', ['phang2020', 'xtreme-r-nli'])
+def test_preset_dry_run_sources(preset, data_dir, tmp_path, monkeypatch, capsys):
+    "Both GPU presets dry-run with and without a data folder: every stage names each task's source; file-only pieces name their files and where they are published; offline, what would be downloaded."
+    import re
+    monkeypatch.chdir(tmp_path); monkeypatch.delenv('ITT_XLING_DATA', raising=False)   # no data folder found
+    outs = {}
+    for key, extra in (('hub', []), ('data', ['--data-dir', str(data_dir)])):
+        assert cli_run([preset, '--dry-run', *extra]) == 0
+        outs[key] = out = capsys.readouterr().out
+        stages = [l for l in out.splitlines() if re.match(r'\S+-s\d-[0-9a-f]{8} ', l)]
+        assert len(stages) == estimate_cost(preset)['stages']
+        assert all(re.search(r'  \S+ (local|hub|missing)(/\S+)?(, \S+ (local|hub|missing)(/\S+)?)*$', l) for l in stages), stages[:3]
+        assert 'model FacebookAI/xlm-roberta-large: from the hub' in out and 'the hub is offline: these would be downloaded' in out
+    hub, data = outs['hub'], outs['data']
+    assert 'data folder: none (every task from the hub)' in hub and f'data folder: {data_dir}' in data
+    if preset == 'phang2020':
+        assert re.search(r'none\.xnli-s1-\S+ .*  mnli hub, xnli hub$', hub, re.M) and re.search(r'none\.udpos-s1-\S+ .*  udpos local$', data, re.M)
+        assert 'files needed: ccg train: ccg/AUTO/02/wsj_*.auto ... ccg/AUTO/21/wsj_*.auto (20 patterns)' in hub and 'LDC2005T13' in hub
+        assert 'files needed: cosmosqa validation' in hub and 'files needed: cosmosqa validation' not in data   # the data folder has it
+        assert 'files needed: bucc2018 test: bucc2018/{lang}-en/{lang}-en.training.gold' in data and 'facebook/xnli (15 configs)' in data
+    else:
+        assert 'lareqa missing' in hub and 'lareqa local' in data and 'mewslix missing' in data and 'tatoeba hub' in hub
+        assert 'files needed: mewslix test: mewslix/wikinews_mentions-test.jsonl' in data and 'mteb/tatoeba-bitext-mining' in hub
+
+def test_run_stops_before_anything_when_files_are_missing(tmp_path, monkeypatch, capsys):
+    "A task read only from files, without them, stops the run at the preflight, naming the files and where they are published."
+    from itt_xling.cli import main
+    monkeypatch.chdir(tmp_path); monkeypatch.delenv('ITT_XLING_DATA', raising=False)
+    f = tmp_path/'p.yaml'
+    f.write_text("model: tiny-xlmr\nintermediate: []\ntarget: [lareqa]\nlangs: {lareqa: [de]}\n")
+    assert main(['run', str(f), '--out', str(tmp_path/'out')]) == 2
+    err = capsys.readouterr().err
+    assert 'lareqa is read from files only: put lareqa validation: lareqa/xquad-r/{lang}.json under the data folder' in err
+    assert 'github.com/google-research-datasets/lareqa' in err and not (tmp_path/'out').exists()

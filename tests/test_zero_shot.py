@@ -7,7 +7,7 @@ from itt_xling.core import ITTError
 from itt_xling.tasks import get_task, task_langs
 from itt_xling.models import build_model, load_tokenizer, predict
 from itt_xling.features import featurize, data_collator, postprocess
-from itt_xling.load import load_split, local_files
+from itt_xling.load import load_split, local_files, data_source
 from itt_xling.retrieval import tatoeba_eval, bare_encoder
 from itt_xling.zero_shot import (GOLD, predict_examples, score_examples, eval_split, eval_langs, evaluate,
                                  zero_shot, record_eval, cli_eval, load_for_eval)
@@ -174,7 +174,8 @@ def test_evaluate_raises_or_skips_when_asked(tmp_path, tok, pawsx_model, data_di
     assert len(err) == 1 and err[0].startswith('itt-xling: warning: pawsx fr not evaluated:') and 'dev-fr.tsv' in err[0]
     (dd/'pawsx'/'dev-de.tsv').unlink()
     with pytest.raises(ITTError, match='no language of pawsx could be evaluated: .*empty'): evaluate(pawsx_model, tok, 'pawsx', data_dir=dd, strict=False)
-    with pytest.raises(ITTError, match='no xnli validation files'): evaluate(pawsx_model, tok, 'xnli', data_dir=dd)
+    with pytest.raises(ITTError, match='no xnli validation files'): evaluate(pawsx_model, tok, 'xnli', data_dir=data_source(dd, {'xnli': 'local'}))
+    with pytest.raises(ITTError, match='xnli.*the hub is offline'): evaluate(pawsx_model, tok, 'xnli', data_dir=dd)   # no files here: the hub's
 
 
 def _reference(model, tok, task, langs, split, data_dir, select, batch_size, max_length):
