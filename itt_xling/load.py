@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_load.ipynb #4e013356
 from __future__ import annotations
-import os, re, io, csv, json, glob, argparse, functools, contextlib
+import os, re, io, csv, json, glob, argparse, functools, contextlib, dataclasses
 from pathlib import Path
 import itt_xling
 from .core import ITTError, did_you_mean, find_data_dir, hub_offline, hub_error, read_text, DATA_DIR_HELP, atomic_write, write_text
@@ -15,9 +15,9 @@ from .bible import BIBLE_LANGS, verse_texts
 __all__ = ['READERS', 'FIXTURES', 'MIRROR', 'read_xtreme_tsv', 'read_glue_tsv', 'read_nli_jsonl', 'read_conllu', 'read_panx',
            'read_ccg_auto', 'read_squad_json', 'read_mc', 'read_tatoeba', 'read_bucc', 'read_xquad_r', 'read_mewslix',
            'read_bible_refs', 'row_error', 'file_patterns', 'local_files', 'read_local', 'DataDir', 'data_source',
-           'task_source', 'hub_path', 'mirror_files', 'model_path', 'read_from', 'load_split', 'hub_load_error',
-           'hub_parts', 'from_hub', 'read_xnli_mt_tsv', 'load_translated', 'write_mirror', 'load_candidates',
-           'registry_table', 'task_card', 'data_report', 'cli_tasks']
+           'task_source', 'hub_path', 'mirror_files', 'model_path', 'read_from', 'load_split', 'data_labelled',
+           'with_data_labels', 'hub_load_error', 'hub_parts', 'from_hub', 'read_xnli_mt_tsv', 'load_translated',
+           'write_mirror', 'load_candidates', 'registry_table', 'task_card', 'data_report', 'cli_tasks']
 
 # %% ../nbs/11_load.ipynb #c463e4b3
 def _features(task:TaskSpec):
@@ -643,6 +643,22 @@ def _rows(t, split, lang, data_dir):
     "Rows from the task's files or from the hub, as `task_source` chooses."
     if data_dir is not None and task_source(t, split, data_dir) == 'local': return read_local(t, split, lang, data_dir)
     return _hub_rows(t, split, lang, data_dir)
+
+# %% ../nbs/11_load.ipynb #1a2727f2
+def data_labelled(task) -> bool:
+    "Whether `task`'s tag set is read from the data: a tagging task the registry gives no labels (CCG)."
+    t = get_task(task)
+    return t.kind == 'tagging' and not t.labels
+
+def with_data_labels(task, # task name or `TaskSpec`
+                     *splits, # datasets (or row lists) with a `tags` column; None entries are skipped
+                    ) -> TaskSpec:
+    "`task` with its tag set read from `splits` when it is a tagging task the registry gives no labels (CCG); otherwise `task` as it is."
+    t = get_task(task)
+    if not data_labelled(t): return t
+    tags = sorted({g for s in splits if s is not None for r in (s['tags'] if hasattr(s, 'column_names') else [x['tags'] for x in s]) for g in r})
+    if not tags: raise ITTError(f"{t.name}: no tags in its training data, so it has no tag set")
+    return dataclasses.replace(t, labels=tuple(tags))
 
 # %% ../nbs/11_load.ipynb #3cde2ae1
 def hub_load_error(what:str, # the source, as `id/config (split)`

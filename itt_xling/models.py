@@ -11,7 +11,7 @@ import numpy as np, torch
 from torch.utils.data import DataLoader
 from safetensors.torch import save_file
 from transformers import (AutoTokenizer, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification,
-                          AutoModelForQuestionAnswering, AutoModelForMultipleChoice)
+                          AutoModelForQuestionAnswering, AutoModelForMultipleChoice, AutoConfig)
 from transformers.utils import logging as hf_logging
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict
 from peft.tuners.lora import LoraLayer
@@ -23,7 +23,7 @@ from .settings import LoraSpec, from_dict
 # %% auto #0
 __all__ = ['AUTO_MODELS', 'quiet_loading', 'load_tokenizer', 'build_model', 'unwrap', 'head_modules', 'train_steps', 'mean_loss',
            'predict', 'encoder_state', 'transfer_encoder', 'lora_config', 'lora_state', 'apply_lora', 'adapter_weights',
-           'merge_lora', 'save_model', 'load_model']
+           'merge_lora', 'save_model', 'saved_labels', 'load_model']
 
 # %% ../nbs/23_models.ipynb #80b8fcbf
 AUTO_MODELS = dict(classification=AutoModelForSequenceClassification, tagging=AutoModelForTokenClassification,
@@ -286,6 +286,13 @@ def save_model(model, path, tokenizer=None) -> Path:
         write_json(tmp/'itt_model.json', info)
     return path
 
+def saved_labels(task, src):
+    "`task` with the labels of a model (its saved folder or its config) when the registry has none (CCG's tag set, read from the data at training)."
+    t = get_task(task)
+    if t.labels or t.kind not in ('classification', 'tagging'): return t
+    i2l = (src if hasattr(src, 'id2label') else AutoConfig.from_pretrained(str(src))).id2label
+    return dataclasses.replace(t, labels=tuple(i2l[i] for i in sorted(i2l)))
+
 def load_model(path, task=None) -> torch.nn.Module:
     "Load a folder written by `save_model` (the task is read from it unless given)."
     path = Path(path)
@@ -293,7 +300,7 @@ def load_model(path, task=None) -> torch.nn.Module:
     info = json.loads((path/'itt_model.json').read_text())
     task = task or info['task']
     if task is None: raise ITTError(f"{path}/itt_model.json names no task: pass task= to load_model")
-    model = build_model(path, task)
+    model = build_model(path, saved_labels(task, path))
     st = info['lora']
     if not st: return model
     with _peft_quiet():

@@ -12,11 +12,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from .core import ITTError, atomic_dir, hub_offline, hub_error
 from .settings import Stage, MLMSpec
-from .load import load_split, local_files, hub_load_error
+from .load import load_split, local_files, hub_load_error, with_data_labels, data_labelled
 from .tasks import get_task, fill_pattern
 from .models import build_model, encoder_state
 from .features import featurize, data_collator
-from .recipe import load_stage_data
+from .recipe import load_stage_data, dev_or_none
 from .trainer import StageTrainer, fit, freeze_embeddings, training_args, train_summary, world_size
 
 # %% auto #0
@@ -188,8 +188,10 @@ def multitask_parts(stage:Stage, encoder:str, tokenizer, src=None, data_dir=None
         report = dict(tensors=len(encoder_state(src)), missing=list(missing.missing_keys))
     models, feats, collators, L = {}, {}, {}, stage.optim.max_length
     for t in stage.tasks:
-        models[t], collators[t] = build_model(encoder, t), data_collator(t, tokenizer)
-        feats[t] = featurize(t, load_stage_data(stage, t, data_dir), tokenizer, max_length=L)
+        raw = load_stage_data(stage, t, data_dir)
+        spec = with_data_labels(t, raw, dev_or_none(stage, t, data_dir) if data_labelled(t) else None)   # CCG: its tag set from the data
+        models[t], collators[t] = build_model(encoder, spec), data_collator(spec, tokenizer)
+        feats[t] = featurize(spec, raw, tokenizer, max_length=L)
     if stage.mlm:
         models['mlm'] = AutoModelForMaskedLM.from_pretrained(encoder)
         feats['mlm'] = mlm_features(mlm_texts(stage.mlm, data_dir), tokenizer, min(L, 128))

@@ -10,10 +10,10 @@ import yaml
 from .core import ITTError, write_text, write_json, clean_partial, flat
 from .settings import Stage, stage_config, stage_hash, lora_tag
 from .encoders import resolve_encoder
-from .models import build_model, transfer_encoder, apply_lora, lora_state, load_model, save_model, load_tokenizer
+from .models import build_model, transfer_encoder, apply_lora, lora_state, load_model, save_model, load_tokenizer, saved_labels
 from .features import featurize, data_collator
 from .recipe import load_stage_data, held_out, dev_or_none, selection_of, selection_dev, selection_record
-from .load import data_source, model_path
+from .load import data_source, model_path, with_data_labels
 from .trainer import fit, last_checkpoint, freeze_embeddings, train_summary, trainer_state, on_cuda, is_main, barrier, wait_for
 from .multitask import train_multitask
 from .zero_shot import evaluate, score_examples
@@ -140,7 +140,7 @@ def train_multi(stage:Stage, sd, enc, tok, src, data_dir, resume, callbacks, pre
     for t in stage.tasks:
         dev = dev_or_none(stage, t, data_dir)
         if dev is None: continue
-        m = score_examples(model.model(t), tok, t, dev, batch_size=64, max_length=stage.optim.max_length)
+        m = score_examples(model.model(t), tok, saved_labels(t, model.model(t).config), dev, batch_size=64, max_length=stage.optim.max_length)
         rows += dev_rows(stage, t, m, len(dev))
     return model, trainer, report, summary, rows
 
@@ -152,14 +152,16 @@ def train_single(stage:Stage, sd, enc, tok, src, data_dir, resume, callbacks, pr
     raw = load_stage_data(stage, task, data_dir)
     sel, dev = selection_of(stage), selection_dev(stage, data_dir)
     own = dev if sel and sel['task'] == task else dev_or_none(stage, task, data_dir) if own_dev else None
-    model, report = build_model(enc, task), {}
+    spec = with_data_labels(task, raw, own)              # CCG: its tag set from the data
+    pick = lambda name: spec if name == task else name
+    model, report = build_model(enc, spec), {}
     if stage.lora: model, report = apply_stage_lora(stage, model, src)   # carries the parent's encoder (and adapters)
     elif src is not None: report = transfer_encoder(src, model)
     if stage.optim.freeze_embeddings: freeze_embeddings(model)
-    feats = featurize(task, raw, tok, max_length=max_length)
-    scorer = lambda t, d: lambda tr: score_examples(tr.model, tok, t, d, batch_size=64, max_length=max_length)
+    feats = featurize(spec, raw, tok, max_length=max_length)
+    scorer = lambda t, d: lambda tr: score_examples(tr.model, tok, pick(t), d, batch_size=64, max_length=max_length)
     prepare()
-    trainer = fit(stage, sd, model, tok, feats, data_collator(task, tok), scorer(sel['task'], dev) if dev is not None else None, resume, callbacks)
+    trainer = fit(stage, sd, model, tok, feats, data_collator(spec, tok), scorer(sel['task'], dev) if dev is not None else None, resume, callbacks)
     rows = dev_rows(stage, task, scorer(task, own)(trainer), len(own)) if own is not None and own_dev else []
     return trainer.model, trainer, report, train_summary(trainer, len(raw)), rows
 

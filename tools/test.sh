@@ -31,7 +31,7 @@ cat "$logs/skipped.log"
 
 step "nbdev_test (one worker) then the late tests, beside the other tests"
 # two cores: one runs nbdev_test and then the late test files, the other the rest of pytest; both parts take about as long
-late="tests/test_battery.py tests/test_reliability.py tests/test_wheel.py tests/test_bench.py"
+late="tests/test_battery.py tests/test_reliability.py tests/test_wheel.py tests/test_bench.py tests/test_hub_mirror.py"
 ( set +e; nbdev_test --n_workers 1 --do_print --timing --skip_file_re "$skip_re" >"$logs/nbdev_test.log" 2>&1; echo $? >"$logs/nb_rc"
   python -m pytest -q -rs -p no:cacheprovider $late >"$logs/pytest-late.log" 2>&1; echo $? >"$logs/late_rc" ) &
 side=$!
