@@ -16,8 +16,9 @@ __all__ = ['READERS', 'FIXTURES', 'MIRROR', 'read_xtreme_tsv', 'read_glue_tsv', 
            'read_ccg_auto', 'read_squad_json', 'read_mc', 'read_tatoeba', 'read_bucc', 'read_xquad_r', 'read_mewslix',
            'read_bible_refs', 'row_error', 'file_patterns', 'local_files', 'read_local', 'DataDir', 'data_source',
            'task_source', 'hub_path', 'mirror_files', 'model_path', 'read_from', 'load_split', 'data_labelled',
-           'with_data_labels', 'hub_load_error', 'hub_parts', 'from_hub', 'read_xnli_mt_tsv', 'load_translated',
-           'write_mirror', 'load_candidates', 'registry_table', 'task_card', 'data_report', 'cli_tasks']
+           'with_data_labels', 'hub_load_error', 'hub_parts', 'read_hub', 'from_hub', 'read_xnli_mt_tsv',
+           'translation_files', 'translation_parts', 'load_translated', 'write_mirror', 'load_candidates',
+           'registry_table', 'task_card', 'data_report', 'cli_tasks']
 
 # %% ../nbs/11_load.ipynb #c463e4b3
 def _features(task:TaskSpec):
@@ -690,25 +691,30 @@ def hub_parts(task, split:str, lang:str) -> list:
     if src is None or split not in t.hub_splits: return []
     return [(src[0], src[1], s, src[2]) for s in _hub_split(t, split)]
 
-def _hub_rows(
-t:TaskSpec, split:str, lang:str, data_dir=None) -> list:
+def read_hub(hid:str, # hub dataset id
+             cfg:str|None, # its config
+             split:str, # the hub's name of the split
+             kw:dict|None=None, # further `load_dataset` keywords of the source (revision, data_dir, data_files)
+             data_dir=None, # a data folder that may hold the dataset's mirror (`hub_path`)
+            ):
+    "One split of a hub dataset, from its mirror in `data_dir` when there is one, else from the hub; every failure as one `hub_load_error` line."
+    name, path = f"{hid}{'/' + cfg if cfg else ''}", hub_path(hid, data_dir)
+    if path == hid and hub_offline(): raise hub_error(f"{name} ({split})", fix='use --data-dir with local files or a mirror (itt-xling data pull), or go online')
+    import datasets
+    try: return datasets.load_dataset(path, cfg, split=split, **(kw or {})) if path == hid else datasets.load_dataset('parquet', data_files={split: mirror_files(path, cfg, split)}, split=split)
+    except Exception as e:
+        if (err := hub_load_error(f"{name} ({split})", e)) is None: raise
+        raise err from None
+
+def _hub_rows(t:TaskSpec, split:str, lang:str, data_dir=None) -> list:
     "Canonical rows from the hub source of `t` (see `TaskSpec.hub`), or from its mirror in `data_dir` (`hub_path`)."
     src = t.hub_source(lang)
     if src is None or split not in t.hub_splits:
         raise ITTError(f"{t.name} ({lang}, {split}) has no hub source; pass --data-dir with the original files ({', '.join(file_patterns(t, split, lang)) or 'none known'})"
                        + (f"; published at {t.published}" if t.published else ''))
     hid, cfg, kw = src
-    name, path = f"{hid}{'/' + cfg if cfg else ''}", hub_path(hid, data_dir)
-    if path == hid and hub_offline(): raise hub_error(f"{name} ({split})", fix='use --data-dir with local files or a mirror (itt-xling data pull), or go online')
-    import datasets
-    rows = []
-    for s in _hub_split(t, split):
-        try: ds = datasets.load_dataset(path, cfg, split=s, **kw) if path == hid else datasets.load_dataset('parquet', data_files={s: mirror_files(path, cfg, s)}, split=s)
-        except Exception as e:
-            if (err := hub_load_error(f"{name} ({s})", e)) is None: raise
-            raise err from None
-        rows += from_hub(t, ds, lang)
-    return rows
+    dss = [read_hub(hid, cfg, s, kw, data_dir) for s in _hub_split(t, split)]
+    return [r for ds in dss for r in from_hub(t, ds, lang)]
 
 # %% ../nbs/11_load.ipynb #70ae635c
 def _names(ds, col):
@@ -768,23 +774,23 @@ def read_xnli_mt_tsv(src:_Src, task:TaskSpec, lang:str) -> list:
 
 READERS['xnli_mt_tsv'] = _checked(read_xnli_mt_tsv)
 
+def translation_files(task, lang:str, data_dir) -> list:
+    "The local files of `task`'s translation into `lang` in `data_dir` (none without a data folder)."
+    tr = TRANSLATIONS[get_task(task).name]
+    return [] if data_dir is None else sorted(Path(h) for h in glob.glob(str(Path(data_dir)/fill_pattern(tr.files, lang))))
+
+def translation_parts(task, lang:str) -> list:
+    "`(dataset id, config, split, keywords)` of `task`'s translation into `lang` on the hub (none: its files only)."
+    tr = TRANSLATIONS[get_task(task).name]
+    return [(tr.hub[0], fill_pattern(tr.hub[1], lang), tr.hub[2], {})] if tr.hub else []
+
 def _translated_rows(t:TaskSpec, lang:str, data_dir) -> list:
-    "Rows of `t`'s translation into `lang` from the local files or the hub source of `TRANSLATIONS`."
+    "Rows of `t`'s translation into `lang`: from the data folder's files where it holds them, else from the hub source of `TRANSLATIONS` (or its mirror)."
     tr = TRANSLATIONS[t.name]
-    if data_dir is not None:
-        root = Path(data_dir)
-        files = sorted(Path(h) for h in glob.glob(str(root/fill_pattern(tr.files, lang))))
-        if not files: raise ITTError(f"no translated {t.name} training data for {lang!r} in the data dir: looked for {fill_pattern(tr.files, lang)} ({tr.note})")
-        return [r for f in files for r in READERS[tr.fmt](_Src(f, root), t, lang)]
-    if tr.hub is None: raise ITTError(f"translated {t.name} has no hub source ({tr.note}): pass --data-dir with {fill_pattern(tr.files, lang)}")
-    hid, cfg, split = tr.hub[0], fill_pattern(tr.hub[1], lang), tr.hub[2]
-    if hub_offline(): raise hub_error(f"{hid}/{cfg} ({split})")
-    import datasets
-    try: ds = datasets.load_dataset(hid, cfg, split=split)
-    except Exception as e:
-        if (err := hub_load_error(f"{hid}/{cfg} ({split})", e)) is None: raise
-        raise err from None
-    return from_hub(t, ds, lang)
+    if files := translation_files(t, lang, data_dir): return [r for f in files for r in READERS[tr.fmt](_Src(f, Path(data_dir)), t, lang)]
+    if not (parts := translation_parts(t, lang)):
+        raise ITTError(f"no translated {t.name} training data for {lang!r}: put {fill_pattern(tr.files, lang)} under the data folder ({tr.note})")
+    return [r for h, c, s, kw in parts for r in from_hub(t, read_hub(h, c, s, kw, data_dir), lang)]
 
 def load_translated(task, lang:str, data_dir=None):
     "Machine-translated training data of English `task` in `lang` (`tasks.TRANSLATIONS`; a task without an entry: its own `train` split in `lang`)."

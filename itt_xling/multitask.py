@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from .core import ITTError, atomic_dir, hub_offline, hub_error
+from .core import ITTError, atomic_dir
 from .settings import Stage, MLMSpec
-from .load import load_split, local_files, hub_load_error, with_data_labels, data_labelled
+from .load import load_split, local_files, with_data_labels, data_labelled, read_hub
 from .tasks import get_task, fill_pattern
 from .models import build_model, encoder_state
 from .features import featurize, data_collator
@@ -21,7 +21,8 @@ from .trainer import StageTrainer, fit, freeze_embeddings, training_args, train_
 
 # %% auto #0
 __all__ = ['TEXT_COLUMNS', 'TaskSampler', 'MultiTaskData', 'TaskBatchSampler', 'multitask_collator', 'MultiTaskModel',
-           'mlm_texts', 'mlm_features', 'mlm_hub_texts', 'MultiTaskTrainer', 'multitask_parts', 'train_multitask']
+           'mlm_texts', 'mlm_features', 'stream_lines', 'mlm_parts', 'mlm_hub_texts', 'MultiTaskTrainer',
+           'multitask_parts', 'train_multitask']
 
 # %% ../nbs/32_multitask.ipynb #a2621c65
 class TaskSampler:
@@ -130,7 +131,7 @@ def mlm_texts(spec:MLMSpec, data_dir=None) -> list[str]:
             for c in TEXT_COLUMNS:
                 if c in ds.column_names: texts += [x for x in ds[c] if x]
             if 'tokens' in ds.column_names: texts += [' '.join(x) for x in ds['tokens']]
-    texts += mlm_hub_texts(spec)
+    texts += mlm_hub_texts(spec, data_dir)
     if not texts: raise ITTError("the mlm task found no text: give mlm.source (a local parallel task), mlm.files or mlm.hub")
     n = spec.max_examples
     if n and len(texts) > n: texts = [texts[i] for i in sorted(np.random.default_rng(0).permutation(len(texts))[:n])]
@@ -143,31 +144,25 @@ def mlm_features(texts, tokenizer, max_length:int=128):
     return ds.map(lambda b: tokenizer(b['text'], truncation=True, max_length=max_length), batched=True, remove_columns=['text'])
 
 # %% ../nbs/32_multitask.ipynb #186447f5
-def _stream_lines(ds, column:str, n:int) -> list[str]:
-    "The first `n` non-empty lines of the texts in `column` of a streamed dataset."
+def stream_lines(ds, column:str, n:int) -> list[str]:
+    "The first `n` non-empty lines of the texts in `column` of a (streamed) dataset."
     out = []
     for r in ds:
         out += [x.strip() for x in str(r[column]).split('\n') if x.strip()]
         if len(out) >= n: break
     return out[:n]
 
-def mlm_hub_texts(spec:MLMSpec) -> list[str]:
-    "Sentences for the masked-LM task from `spec.hub` (train split, streamed): `max_examples` shared equally by `langs`."
+def mlm_parts(spec:MLMSpec) -> list[tuple]:
+    "`(dataset id, config, split, lines)` the masked-LM task reads from `spec.hub`: the first `lines` lines of each language's train split."
     if not spec.hub: return []
     if not spec.langs or not spec.max_examples:
         raise ITTError(f"mlm.hub {spec.hub!r}: give mlm.langs and mlm.max_examples (the source is streamed and read only that far)")
     hid, _, cfg = spec.hub.partition(':')
-    texts, per = [], max(1, spec.max_examples // len(spec.langs))
-    for l in spec.langs:
-        name, c = f"{hid}{'/' + fill_pattern(cfg, l) if cfg else ''} (train)", fill_pattern(cfg, l) if cfg else None
-        if hub_offline(): raise hub_error(name)
-        import datasets
-        try: ds = datasets.load_dataset(hid, c, split='train', streaming=True)
-        except Exception as e:
-            if (err := hub_load_error(name, e)) is None: raise
-            raise err from None
-        texts += _stream_lines(ds, spec.column, per)
-    return texts
+    return [(hid, fill_pattern(cfg, l) if cfg else None, 'train', max(1, spec.max_examples // len(spec.langs))) for l in spec.langs]
+
+def mlm_hub_texts(spec:MLMSpec, data_dir=None) -> list[str]:
+    "Sentences for the masked-LM task from `spec.hub` (streamed), or from its mirror in `data_dir`: `max_examples` shared equally by `langs`."
+    return [x for h, c, s, n in mlm_parts(spec) for x in stream_lines(read_hub(h, c, s, {'streaming': True}, data_dir), spec.column, n)]
 
 # %% ../nbs/32_multitask.ipynb #b08038d8
 class MultiTaskTrainer(StageTrainer):

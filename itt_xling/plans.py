@@ -11,14 +11,16 @@ import yaml
 import itt_xling
 from .core import ITTError, did_you_mean, find_data_dir, DATA_DIR_HELP, load_yaml, check_out, run_entry, hub_offline, hub_error
 from .features import qa_window_error
-from .tasks import get_task, task_langs, translated_langs, BENCHMARKS
-from .load import load_split, data_source, read_from, hub_parts, hub_path, model_path, write_mirror, file_patterns, hub_load_error
+from .tasks import get_task, task_langs, translated_langs, BENCHMARKS, TRANSLATIONS
+from .load import (load_split, data_source, read_from, hub_parts, hub_path, model_path, write_mirror, file_patterns, hub_load_error,
+                            translation_files, translation_parts)
 from .settings import (Settings, setting, SAFE_NAME, Sampling, MLMSpec, LoraSpec, Scope, Recipe, Output, Stage,
                                 check_key, check_task_settings, build, make_stage, lora_tag)
 from .metrics import aggregate
 from .encoders import resolve_encoder, ENCODERS
 from .recipe import load_stage_data, dev_or_none, held_out, selection_of, dev_missing
 from .trainer import is_main, barrier
+from .multitask import mlm_parts, stream_lines
 from .stages import run_stage, stage_tokenizer
 from .rundir import merge_results, clean_partial_results
 from .zero_shot import eval_split, eval_langs
@@ -29,8 +31,8 @@ __all__ = ['TARGET_EPOCHS', 'PRESETS_DIR', 'BASELINE', 'TRAIN_EXAMPLES', 'EVAL_E
            'plan_from_dict', 'check_targets', 'check_intermediates', 'check_langs', 'check_windows', 'check_plan',
            'check_translations', 'presets', 'load_plan', 'chain_of', 'expand', 'stages_of', 'model_params',
            'stage_cost', 'estimate_cost', 'selection_notes', 'translation_notes', 'stage_reads', 'stage_sources',
-           'plan_data', 'model_source', 'files_needed', 'data_lines', 'describe', 'with_options', 'run_stages',
-           'preflight', 'run_plan', 'summary', 'plan_parser', 'cli_run', 'pull_list', 'pull', 'cli_data']
+           'extra_reads', 'plan_data', 'model_source', 'files_needed', 'data_lines', 'describe', 'with_options',
+           'run_stages', 'preflight', 'run_plan', 'summary', 'plan_parser', 'cli_run', 'pull_list', 'pull', 'cli_data']
 
 # %% ../nbs/61_plans.ipynb #9c7609af
 @dataclass(frozen=True)
@@ -336,7 +338,8 @@ def stage_reads(st:Stage) -> list[tuple]:
     rec, out = st.recipe, []
     for t in st.tasks:
         for p in get_task(t).parts or (t,):
-            out.append((p, 'validation' if t in rec.train_on_dev else 'train', ('en', *rec.translate_train.get(t, ()))))
+            own = () if t in TRANSLATIONS else rec.translate_train.get(t, ())   # translations with their own source: `translation_reads`
+            out.append((p, 'validation' if t in rec.train_on_dev else 'train', ('en', *own)))
             if (st.optim.select_best or st.target is None) and 'validation' in get_task(p).splits: out.append((p, 'validation', ('en',)))
     return out + [(t, eval_split(t, st.scope.split), tuple(rec.langs.get(t) or task_langs(t, rec.benchmark))) for t in st.evals]
 
@@ -345,6 +348,19 @@ def stage_sources(st:Stage) -> str:
     d, seen = data_source(st.output.data_dir, st.output.sources), {}
     for t, split, _ in stage_reads(st): seen.setdefault(t, set()).add(read_from(t, split, d))
     return ', '.join(f"{t} {'/'.join(sorted(s))}" for t, s in seen.items())
+
+def extra_reads(st:Stage, d) -> tuple[dict, dict]:
+    "What a stage reads besides its tasks' splits: translations (`TRANSLATIONS`) and masked-LM text from the hub, as ('missing', 'hub') entries of `plan_data`."
+    missing, hub = {}, {}
+    for t, langs in st.recipe.translate_train.items():
+        if t not in st.tasks or t not in TRANSLATIONS: continue
+        for l in langs:
+            if translation_files(t, l, d): continue
+            if not (parts := translation_parts(t, l)): missing[(t, 'translate-train')] = None
+            hub.update({(h, c, s, json.dumps(kw)): None for h, c, s, kw in parts if hub_path(h, d) == h})
+    if st.mlm is not None:
+        hub.update({(h, c, s, json.dumps(dict(streaming=True, lines=n, column=st.mlm.column))): None for h, c, s, n in mlm_parts(st.mlm) if hub_path(h, d) == h})
+    return missing, hub
 
 def plan_data(plan) -> dict:
     "What a plan reads: 'missing' `{(task, split)}` (files to put in the data folder) and 'hub' `{(dataset id, config, hub split, keywords)}` to download."
@@ -355,6 +371,8 @@ def plan_data(plan) -> dict:
             src = read_from(t, split, d)
             if src == 'missing': out['missing'][(t, split)] = None
             elif src == 'hub': out['hub'].update({(h, c, s, json.dumps(kw)): None for l in langs for h, c, s, kw in hub_parts(t, split, l)})
+        missing, hub = extra_reads(st, d)
+        out['missing'].update(missing); out['hub'].update(hub)
     return {k: list(v) for k, v in out.items()}
 
 def model_source(model:str, data_dir=None) -> str:
@@ -366,6 +384,7 @@ def model_source(model:str, data_dir=None) -> str:
 def files_needed(t:str, split:str) -> str:
     "Which files of task `t`'s `split` to put in the data folder, and where they are published."
     spec = get_task(t)
+    if split == 'translate-train': return f"{t} translate-train: {TRANSLATIONS[t].files} under the data folder; published as {TRANSLATIONS[t].note}"
     pats = [ps.split('|')[0] for ps in spec.files.get(split, ())]
     shown = ', '.join(pats) if len(pats) <= 3 else f"{pats[0]} ... {pats[-1]} ({len(pats)} patterns)"
     return f"{t} {split}: {shown or '(no local format)'} under the data folder; published at {spec.published or 'no known source'}"
@@ -538,10 +557,12 @@ def pull(plan, out) -> Path:
         if h == 'model':
             from huggingface_hub import snapshot_download
             snapshot_download(c, local_dir=out/'models'/c, ignore_patterns=_OTHER_FRAMEWORKS); continue
-        try: ds = datasets.load_dataset(h, c, split=s, **json.loads(kw))
+        kw = json.loads(kw); lines, column = kw.pop('lines', None), kw.pop('column', None)
+        try: ds = datasets.load_dataset(h, c, split=s, **kw)
         except Exception as e:
             if (err := hub_load_error(f"{h}{'/' + c if c else ''} ({s})", e)) is None: raise
             raise err from None
+        if lines: ds = datasets.Dataset.from_dict({column: stream_lines(ds, column, lines)})   # masked-LM text: the lines it reads
         write_mirror(ds, out, h, c, s)
     return out
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings, strategies as st
 from itt_xling.core import ITTError, find_data_dir
 from itt_xling.load import READERS, FIXTURES, row_error, _Src
-from itt_xling.tasks import TASKS, get_task
+from itt_xling.tasks import TASKS, TRANSLATIONS, get_task
 
 EXAMPLES = int(os.environ.get('ITT_FUZZ_EXAMPLES', '200'))
 DATA = find_data_dir()
@@ -52,6 +52,8 @@ MADE = {
     'csqa_jsonl': ('commonsenseqa', 'en', {'dev.jsonl': b'{"id": "c1", "question": "Where?", "choices": {"label": ["A", "B", "C", "D", "E"], '
                                                         b'"text": ["bank", "park", "mall", "zoo", "home"]}, "answerKey": "B"}\n'}),
     'cosmos_csv': ('cosmosqa', 'en', {'valid.csv': b'id,context,question,answer0,answer1,answer2,answer3,label\nc1,"It rained, a lot.",Why?,a,b,c,d,2\n'}),
+    'xnli_mt_tsv': ('mnli', 'de', {'multinli.train.de.tsv': b'premise\thypo\tlabel\nEin Mann schl\xc3\xa4ft.\tJemand ruht.\tentailment\n'
+                                                           b'Es regnet.\tDie Sonne scheint.\tcontradictory\nZwei.\tDrei.\tneutral\n'}),
 }
 BIBLE = {'bible_refs': [('bible-sr', 'sw', {'sr.jsonl': b'{"id": "43.003.016"}\n{"id": "43.003.017"}\n'}),
                         ('bible-para', 'en', {'para.jsonl': b'{"id": "43.003.016:k4", "a": "k:43.003.016", "b": "4:43.003.016", "label": "same"}\n'
@@ -110,7 +112,7 @@ def seeds_of(fmt:str) -> list:
     return out
 
 def test_every_reader_has_seeds():
-    assert set(READERS) == {t.fmt for t in TASKS.values() if t.fmt in READERS}
+    assert set(READERS) == {t.fmt for t in TASKS.values() if t.fmt in READERS} | {tr.fmt for tr in TRANSLATIONS.values()}
     assert all(MADE.get(f) or _fixture_seeds().get(f) or BIBLE.get(f) for f in READERS), 'a reader without a seed'
 
 # --- mutations ---------------------------------------------------------------------------------------------------

@@ -138,3 +138,23 @@ def test_phang2020_offline_end_to_end(data_dir, tmp_path):
     got = {(r['intermediate'], r['target']) for r in rows if r['lang'] != 'en'}
     assert got == {(e.name, t) for e in (BASELINE, *plan.intermediate) for t in plan.target}
     assert any(r['intermediate'] == 'ccg' and r['target'] == 'ccg' and r['lang'] == 'en' for r in rows)   # CCG trained and scored on its dev
+
+def test_translations_and_mlm_text_from_mirrors(data_dir, tmp_path):
+    "The ablations' extra hub reads go through the same mirror seam: MNLI's translation (XNLI's train split) and the masked-LM text; `data pull` lists both."
+    from itt_xling.load import load_translated
+    from itt_xling.core import ITTError
+    from itt_xling.multitask import mlm_hub_texts
+    from itt_xling.settings import MLMSpec
+    from itt_xling.plans import pull_list
+    root = tmp_path/'data'
+    rows = _as_hub('xnli', read_local('xnli', 'validation', 'de', data_dir)[:20])
+    write_mirror(Dataset.from_list(rows), root, 'facebook/xnli', 'de', 'train')
+    got = load_translated('mnli', 'de', data_source(root))
+    assert got['text_a'] == [r['premise'] for r in rows] and got['id'][0] == 'de:0'
+    with pytest.raises(ITTError, match='facebook/xnli: the mirror has no fr train split: pull it again'): load_translated('mnli', 'fr', data_source(root))
+    lines = [f'Satz {i}.' for i in range(12)]
+    write_mirror(Dataset.from_dict({'text': lines}), root, 'wikimedia/wikipedia', '20231101.de', 'train')
+    spec = MLMSpec(hub='wikimedia/wikipedia:20231101.{lang}', langs=('de',), max_examples=8)
+    assert mlm_hub_texts(spec, root) == lines[:8]
+    listed = {(h, c, s) for h, c, s, _ in pull_list('phang2020-ablations')}
+    assert {('facebook/xnli', 'de', 'train'), ('wikimedia/wikipedia', '20231101.de', 'train')} <= listed
