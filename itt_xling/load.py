@@ -708,12 +708,10 @@ def read_hub(hid:str, # hub dataset id
 
 def _hub_rows(t:TaskSpec, split:str, lang:str, data_dir=None) -> list:
     "Canonical rows from the hub source of `t` (see `TaskSpec.hub`), or from its mirror in `data_dir` (`hub_path`)."
-    src = t.hub_source(lang)
-    if src is None or split not in t.hub_splits:
+    if not (parts := hub_parts(t, split, lang)):
         raise ITTError(f"{t.name} ({lang}, {split}) has no hub source; pass --data-dir with the original files ({', '.join(file_patterns(t, split, lang)) or 'none known'})"
                        + (f"; published at {t.published}" if t.published else ''))
-    hid, cfg, kw = src
-    dss = [read_hub(hid, cfg, s, kw, data_dir) for s in _hub_split(t, split)]
+    dss = [read_hub(*part, data_dir) for part in parts]
     return [r for ds in dss for r in from_hub(t, ds, lang)]
 
 # %% ../nbs/11_load.ipynb #70ae635c

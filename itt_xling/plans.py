@@ -12,7 +12,7 @@ import itt_xling
 from .core import ITTError, did_you_mean, find_data_dir, DATA_DIR_HELP, load_yaml, check_out, run_entry, hub_offline, hub_error
 from .features import qa_window_error
 from .tasks import get_task, task_langs, translated_langs, BENCHMARKS, TRANSLATIONS
-from .load import (load_split, data_source, read_from, hub_parts, hub_path, model_path, write_mirror, file_patterns, hub_load_error,
+from .load import (load_split, data_source, read_from, hub_parts, hub_path, model_path, write_mirror, file_patterns, read_hub,
                             translation_files, translation_parts)
 from .settings import (Settings, setting, SAFE_NAME, Sampling, MLMSpec, LoraSpec, Scope, Recipe, Output, Stage,
                                 check_key, check_task_settings, build, make_stage, lora_tag)
@@ -338,7 +338,7 @@ def stage_reads(st:Stage) -> list[tuple]:
     rec, out = st.recipe, []
     for t in st.tasks:
         for p in get_task(t).parts or (t,):
-            own = () if t in TRANSLATIONS else rec.translate_train.get(t, ())   # translations with their own source: `translation_reads`
+            own = () if t in TRANSLATIONS else rec.translate_train.get(t, ())   # translations with their own source: `extra_reads`
             out.append((p, 'validation' if t in rec.train_on_dev else 'train', ('en', *own)))
             if (st.optim.select_best or st.target is None) and 'validation' in get_task(p).splits: out.append((p, 'validation', ('en',)))
     return out + [(t, eval_split(t, st.scope.split), tuple(rec.langs.get(t) or task_langs(t, rec.benchmark))) for t in st.evals]
@@ -558,10 +558,7 @@ def pull(plan, out) -> Path:
             from huggingface_hub import snapshot_download
             snapshot_download(c, local_dir=out/'models'/c, ignore_patterns=_OTHER_FRAMEWORKS); continue
         kw = json.loads(kw); lines, column = kw.pop('lines', None), kw.pop('column', None)
-        try: ds = datasets.load_dataset(h, c, split=s, **kw)
-        except Exception as e:
-            if (err := hub_load_error(f"{h}{'/' + c if c else ''} ({s})", e)) is None: raise
-            raise err from None
+        ds = read_hub(h, c, s, kw)
         if lines: ds = datasets.Dataset.from_dict({column: stream_lines(ds, column, lines)})   # masked-LM text: the lines it reads
         write_mirror(ds, out, h, c, s)
     return out

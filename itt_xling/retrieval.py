@@ -215,7 +215,7 @@ def bucc_text_candidates(src, # [(id, sentence)] of the source side
     out = {}
     for (i, j), sc in bucc_candidates(encode(s_txt), encode(t_txt), range(len(s_txt)), range(len(t_txt)), k).items():
         a, b = s_txt[int(i)].strip(), t_txt[int(j)].strip()
-        if a in s_id and b in t_id: out[(s_id[a], t_id[b])] = max(sc, out.get((s_id[a], t_id[b]), sc))
+        if a in s_id and b in t_id: out[(s_id[a], t_id[b])] = sc   # a text kept in s_id / t_id is one line: each id pair once
     return out
 
 # %% ../nbs/41_retrieval.ipynb #79282f06
